@@ -1,0 +1,174 @@
+// Package action is the action's pipeline: from the runner's environment to
+// outputs, summary and the image in the registry.
+package action
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/barde/phialo-image-action/internal/config"
+	"github.com/barde/phialo-image-action/internal/ghapi"
+	"github.com/barde/phialo-image-action/internal/ghevent"
+	"github.com/barde/phialo-image-action/internal/meta"
+	"github.com/barde/phialo-image-action/internal/report"
+)
+
+// APITimeout bounds each GitHub API call whose answer the run can do without.
+const APITimeout = 5 * time.Second
+
+// Run executes one run of the action. Log lines go to stdout, as the runner
+// expects; gha carries the environment.
+func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error {
+	ev, evErr := ghevent.Load(gha.Getenv)
+	cfg, cfgErr := config.Load(rawInput(gha), gha.Getenv, ev)
+	if err := errors.Join(evErr, cfgErr); err != nil {
+		return err
+	}
+	if cfg.GitHubToken != "" {
+		gha.AddMask(cfg.GitHubToken)
+	}
+	now, err := buildTime(gha.Getenv)
+	if err != nil {
+		return err
+	}
+
+	in := meta.Input{
+		Images:           cfg.Images,
+		Rules:            cfg.Rules,
+		Flavor:           cfg.Flavor,
+		Labels:           cfg.Labels,
+		Annotations:      cfg.Annotations,
+		AnnotationLevels: cfg.AnnotationLevels,
+		ShortSHALength:   cfg.ShortSHALength,
+		Now:              now,
+		Event: meta.Event{
+			Name:          ev.EventName,
+			Ref:           ev.Ref,
+			SHA:           ev.BuildSHA(cfg.PRHeadSHA),
+			BaseRef:       ev.BaseRef(),
+			PRBaseRef:     ev.PRBaseRef(),
+			DefaultBranch: ev.DefaultBranch(),
+		},
+	}
+	api := newAPI(gha, ev, cfg)
+	in.Repo = describeRepo(ctx, gha, api, ev, &in.Event)
+	if meta.UsesCommitDate(templates(cfg)...) {
+		in.CommitDate = commitDate(ctx, gha, api, ev, in.Event.SHA, now)
+	}
+	res, err := meta.Derive(in)
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		gha.Warningf("%s", w)
+	}
+
+	facts := report.Facts{Event: ev.EventName, Ref: ev.Ref, SHA: in.Event.SHA, Push: cfg.Push, PushReason: cfg.PushReason, DryRun: cfg.DryRun}
+	outs, err := report.MetaOutputs(res, report.Separators{Tags: cfg.SepTags, Labels: cfg.SepLabels, Annotations: cfg.SepAnnotations})
+	if err != nil {
+		return err
+	}
+	gha.Group("Plan")
+	report.Plan(stdout, res, facts)
+	gha.EndGroup()
+	if err := report.WriteOutputs(gha, stdout, outs); err != nil {
+		return err
+	}
+	if err := report.WriteSummary(gha, report.Summary(res, facts)); err != nil {
+		return err
+	}
+	if cfg.DryRun {
+		return nil
+	}
+	return errors.New(`building is not part of this version of the action; set dry-run: true to derive tags, labels and annotations only`)
+}
+
+// rawInput reads inputs without trimming them, so a separator can be a space.
+func rawInput(gha *githubactions.Action) config.Getter {
+	return func(name string) string {
+		return gha.Getenv("INPUT_" + strings.ToUpper(strings.ReplaceAll(name, " ", "_")))
+	}
+}
+
+// buildTime is SOURCE_DATE_EPOCH when set, for reproducible dates, else now.
+func buildTime(getenv func(string) string) (time.Time, error) {
+	s := strings.TrimSpace(getenv("SOURCE_DATE_EPOCH"))
+	if s == "" {
+		return time.Now().UTC(), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH: %q is not valid; want whole seconds since 1970-01-01 UTC", s)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+// templates are all inputs that may hold Handlebars templates.
+func templates(cfg *config.Config) []string {
+	out := append(append([]string(nil), cfg.Labels...), cfg.Annotations...)
+	for _, r := range cfg.Rules {
+		for _, v := range r.Attrs {
+			out = append(out, v)
+		}
+	}
+	return append(out, cfg.Flavor.Prefix, cfg.Flavor.Suffix)
+}
+
+func newAPI(gha *githubactions.Action, ev *ghevent.Context, cfg *config.Config) *ghapi.Client {
+	if ev.Repository == "" {
+		return nil
+	}
+	api, err := ghapi.New(ev.APIURL, ev.Repository, cfg.GitHubToken, APITimeout)
+	if err != nil {
+		gha.Warningf("GitHub API: %v", err)
+		return nil
+	}
+	return api
+}
+
+// describeRepo reads the repository from the REST API, as
+// docker/metadata-action does, and falls back to the event payload when the
+// API cannot be reached or refuses.
+func describeRepo(ctx context.Context, gha *githubactions.Action, api *ghapi.Client, ev *ghevent.Context, mev *meta.Event) meta.Repo {
+	if api != nil {
+		r, err := api.Repository(ctx)
+		if err == nil {
+			if mev.DefaultBranch == "" {
+				mev.DefaultBranch = r.DefaultBranch
+			}
+			return meta.Repo{Name: r.Name, Description: r.Description, HTMLURL: r.HTMLURL, License: r.License}
+		}
+		gha.Warningf("GitHub API: %v; the labels describe the repository from the event payload", err)
+	}
+	p := ev.Payload.Repository
+	if p == nil {
+		return meta.Repo{}
+	}
+	repo := meta.Repo{Name: p.Name, Description: p.Description, HTMLURL: p.HTMLURL}
+	if p.License != nil {
+		repo.License = p.License.SPDXID
+	}
+	return repo
+}
+
+// commitDate finds the date of sha: in the payload, else from the API, else now.
+func commitDate(ctx context.Context, gha *githubactions.Action, api *ghapi.Client, ev *ghevent.Context, sha string, now time.Time) time.Time {
+	if t, ok := ev.CommitDate(sha); ok {
+		return t
+	}
+	if api != nil {
+		t, err := api.CommitDate(ctx, sha)
+		if err == nil {
+			return t
+		}
+		gha.Warningf("GitHub API: %v; {{commit_date}} uses the build date", err)
+	}
+	return now
+}
