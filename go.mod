@@ -5,17 +5,18 @@ go 1.26.8
 require (
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/aquasecurity/go-pep440-version v0.0.1
+	github.com/google/go-cmp v0.7.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/go-github/v62 v62.0.0
 	github.com/mailgun/raymond/v2 v2.0.48
 	github.com/nleeper/goment v1.4.4
+	github.com/sethvargo/go-githubactions v1.3.0
 )
 
 require (
 	github.com/aquasecurity/go-version v0.0.1 // indirect
 	github.com/google/go-querystring v1.1.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
-	github.com/sethvargo/go-githubactions v1.3.0 // indirect
 	github.com/sirupsen/logrus v1.9.4 // indirect
 	github.com/tkuchiki/go-timezone v0.2.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect

@@ -102,7 +102,7 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 			c.AnnotationLevels = append(c.AnnotationLevels, lvl)
 		case "":
 		default:
-			l.errorf("annotations-levels", levels, "a comma-separated list of manifest, index, manifest-descriptor, index-descriptor")
+			l.errorf("annotations-levels", lvl, "a comma-separated list of manifest, index, manifest-descriptor, index-descriptor")
 		}
 	}
 
@@ -129,6 +129,8 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 		switch {
 		case c.DryRun:
 			c.Push, c.PushReason = false, "dry-run"
+		case ev.IsFork() && ev.EventName == "pull_request_target":
+			c.Push, c.PushReason = false, "pull request from a fork (pull_request_target: a fork's code is never pushed with the base repository's token)"
 		case ev.IsFork():
 			c.Push, c.PushReason = false, "pull request from a fork (its token cannot write packages)"
 		default:
@@ -146,7 +148,7 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 // separator keeps a separator input as written (a space is a valid
 // separator); empty means a newline.
 func separator(s string) string {
-	if s == "" || strings.TrimSpace(s) == "" && strings.Contains(s, "\n") {
+	if s == "" {
 		return "\n"
 	}
 	return s

@@ -212,10 +212,18 @@ func (c *Context) IsPullRequest() bool {
 }
 
 // IsFork reports whether the event is a pull request whose head lives in
-// another repository. Such runs get a read-only token and no secrets.
+// another repository. Such runs get a read-only token and no secrets. A
+// pull request whose head repository was deleted (head.repo is null) came
+// from a fork.
 func (c *Context) IsFork() bool {
 	pr := c.Payload.PullRequest
-	if pr == nil || pr.Head.Repo == nil || pr.Base.Repo == nil {
+	if pr == nil {
+		return false
+	}
+	if pr.Head.Repo == nil {
+		return true
+	}
+	if pr.Base.Repo == nil {
 		return false
 	}
 	return !strings.EqualFold(pr.Head.Repo.FullName, pr.Base.Repo.FullName)

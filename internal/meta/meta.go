@@ -268,7 +268,9 @@ func (e *engine) applyVersion(rule Rule) error {
 	}
 	v, ok := parse(raw)
 	if !ok {
-		e.warnf(`input "tags", line %q: %q is not %s; rule skipped`, rule.Line, raw, kind)
+		if !rule.Builtin {
+			e.warnf(`input "tags", line %q: %q is not %s; rule skipped`, rule.Line, raw, kind)
+		}
 		return nil
 	}
 	// A pre-release ignores its pattern (1.2 must not point at 1.2.0-rc.1)

@@ -230,8 +230,8 @@ type=ref,event=pr
 type=raw,value=latest,enable={{is_default_branch}}
 type=sha,prefix={{branch}}{{base_ref}}-,enable={{is_not_pull_request}}
 type=sha,format=long,enable={{is_not_pull_request}}
-type=raw,value={{date '%[1]s'}},enable={{is_default_branch}}
-type=raw,value={{date '%[1]s'}},enable={{is_release_tag}}`
+type=raw,"value={{date '%[1]s'}}",enable={{is_default_branch}}
+type=raw,"value={{date '%[1]s'}}",enable={{is_release_tag}}`
 
 // DefaultRules returns the parsed default strategy with the given moment.js
 // date format.
