@@ -381,10 +381,6 @@ func TestDeriveErrors(t *testing.T) {
 		{"enable template not a boolean", "type=raw,value=a,enable={{tag}}", []string{`renders to "v1"`}},
 		{"bad time zone", "type=raw,value={{date 'YYYY' tz='Mars/Olympus'}}", []string{`unknown time zone "Mars/Olympus"`}},
 		{"unknown date attribute", "type=raw,value={{date 'YYYY' locale='fr'}}", []string{`unknown date attribute "locale"`}},
-		{"bad regex", "type=match,pattern=v(\\d", []string{`pattern "v(\\d" is not a regular expression`}},
-		{"bad regex flag", "type=match,pattern=/v/x", []string{`unknown flag 'x'`}},
-		{"group beyond pattern", "type=match,pattern=v(\\d),group=2", []string{"group=2 but pattern"}},
-		{"template syntax", "type=raw,value={{#if}}", []string{"parsing template"}},
 		{"all at once", "type=raw,value=a,enable=no\ntype=raw,value=b,enable=maybe", []string{`"no"`, `"maybe"`}},
 	}
 	for _, tc := range tests {

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,6 +138,9 @@ func ParseRule(line string) (Rule, error) {
 	if err := r.setDefaults(); err != nil {
 		return Rule{}, err
 	}
+	if err := r.check(); err != nil {
+		return Rule{}, err
+	}
 	r.Priority = spec.priority
 	if p, ok := r.Attrs["priority"]; ok {
 		n, err := strconv.Atoi(p)
@@ -196,6 +200,34 @@ func (r *Rule) setDefaults() error {
 		def("format", "short")
 		if f := r.attr("format"); f != "short" && f != "long" {
 			return fmt.Errorf("format %q; want short or long", f)
+		}
+	}
+	return nil
+}
+
+// check compiles the rule's regular expressions and templates, so that a
+// broken one is reported even when this event never reaches it.
+func (r *Rule) check() error {
+	for _, k := range []string{"pattern", "match"} {
+		if (k == "pattern" && r.Type != TypeMatch) || r.attr(k) == "" {
+			continue
+		}
+		re, err := compilePattern(r.attr(k))
+		if err != nil {
+			return err
+		}
+		if k == "match" && re.NumSubexp() < 1 {
+			return fmt.Errorf("match %q has no group; want a group such as v(.*) whose text is the version", r.attr(k))
+		}
+		if g, _ := strconv.Atoi(r.attr("group")); k == "pattern" && g > re.NumSubexp() {
+			return fmt.Errorf("group=%d but pattern %q has %d groups", g, r.attr(k), re.NumSubexp())
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Attrs)) {
+		if v := r.Attrs[k]; strings.Contains(v, "{{") {
+			if _, err := safeParse(v); err != nil {
+				return fmt.Errorf("%s=%q is not a valid template: %w", k, v, err)
+			}
 		}
 	}
 	return nil

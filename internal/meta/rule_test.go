@@ -57,6 +57,13 @@ func TestParseRuleErrors(t *testing.T) {
 		{"type=sha,format=medium", `format "medium"; want short or long`},
 		{"type=raw,value=a,priority=high", `priority "high" is not a whole number`},
 		{"type=sha,pattern=x", `unknown attribute "pattern" for type=sha; want enable, priority, prefix, suffix, format`},
+		// Checked when parsing, so a rule this event never reaches is reported too.
+		{`type=match,pattern=v(\d`, `pattern "v(\\d" is not a regular expression (RE2 syntax)`},
+		{"type=match,pattern=/v/x", `pattern "/v/x": unknown flag 'x'; want i, m, s or g`},
+		{`type=match,pattern=v(\d),group=2`, `group=2 but pattern "v(\\d)" has 1 groups`},
+		{`type=semver,pattern={{version}},match=v\d`, `has no group`},
+		{"type=raw,value={{#if}}", `value="{{#if}}" is not a valid template`},
+		{"type=raw,value=x,enable={{branch", `enable="{{branch" is not a valid template`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {
