@@ -6,8 +6,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/barde/phialo-image-action/internal/ghevent"
 	"github.com/barde/phialo-image-action/internal/meta"
@@ -36,7 +41,37 @@ type Config struct {
 	// not asked for explicitly.
 	Push       bool
 	PushReason string
+	// Build holds the inputs of the build step.
+	Build Build
 }
+
+// Build is the configuration of `buildx build` and its surroundings.
+type Build struct {
+	Context, File, Target string
+	BuildArgs             []string
+	BuildContexts         []string
+	// Secrets are id=value pairs; SecretFiles id=path pairs.
+	Secrets, SecretFiles []KV
+	Platforms            []string
+	// Registry, Username and Password are the login; no password, no login.
+	Registry, Username, Password string
+	Builder, BuildKitEndpoint    string
+	// Cache lists the enabled cache kinds: gha, registry, inline.
+	Cache                           []string
+	CacheScope, CacheRef, CacheMode string
+	ForceRebuild                    bool
+	// ForceRebuildReason says where force-rebuild came from.
+	ForceRebuildReason string
+	// Provenance is the --provenance value; "" decides by the repository's
+	// visibility (mode=max public, mode=min private).
+	Provenance      string
+	SBOMAttestation string
+	NoCacheFilters  []string
+	BuildTimeout    time.Duration
+}
+
+// KV is an id=value input entry.
+type KV struct{ Key, Value string }
 
 // Defaults that the README and action.yml document.
 const (
@@ -142,7 +177,189 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 			c.Push, c.PushReason = false, "dry-run"
 		}
 	}
+	c.Build = l.build(get, getenv, ev, c)
 	return c, errors.Join(l.errs...)
+}
+
+// DefaultPlatforms is the platforms input's default.
+const DefaultPlatforms = "linux/amd64,linux/arm64"
+
+func (l *loader) build(get Getter, getenv func(string) string, ev *ghevent.Context, c *Config) Build {
+	trimmed := func(name string) string { return strings.TrimSpace(get(name)) }
+	b := Build{
+		Context:          trimmed("context"),
+		File:             trimmed("file"),
+		Target:           trimmed("target"),
+		BuildArgs:        meta.SplitLines(get("build-args")),
+		BuildContexts:    meta.SplitLines(get("build-contexts")),
+		Builder:          trimmed("builder"),
+		BuildKitEndpoint: trimmed("buildkit-endpoint"),
+		CacheScope:       trimmed("cache-scope"),
+		CacheRef:         trimmed("cache-ref"),
+		Provenance:       trimmed("provenance"),
+		NoCacheFilters:   splitList(get("no-cache-filters")),
+	}
+	if b.Context == "" {
+		b.Context = "."
+	}
+	for _, a := range b.BuildArgs {
+		if k, _, ok := strings.Cut(a, "="); !ok || strings.TrimSpace(k) == "" {
+			l.errorf("build-args", a, "NAME=value, one per line")
+		}
+	}
+	for _, a := range b.BuildContexts {
+		if k, _, ok := strings.Cut(a, "="); !ok || strings.TrimSpace(k) == "" {
+			l.errorf("build-contexts", a, "name=path or name=docker-image://ref, one per line")
+		}
+	}
+	b.Secrets = l.pairs("secrets", get("secrets"), "id=value, one per line (the value is never shown)", true)
+	b.SecretFiles = l.pairs("secret-files", get("secret-files"), "id=path, one per line", false)
+
+	platforms := trimmed("platforms")
+	if platforms == "" {
+		platforms = DefaultPlatforms
+	}
+	for _, p := range splitList(platforms) {
+		if _, err := v1.ParsePlatform(p); err != nil || strings.Count(p, "/") < 1 {
+			l.errorf("platforms", p, "os/arch[/variant] such as linux/amd64 or linux/arm64, separated by commas")
+			continue
+		}
+		b.Platforms = append(b.Platforms, p)
+	}
+
+	if len(c.Images) > 0 {
+		b.Registry, _ = registryOf(c.Images[0].Name)
+	}
+	if r := trimmed("registry"); r != "" {
+		b.Registry = r
+	}
+	b.Username = trimmed("username")
+	if b.Username == "" {
+		b.Username = ev.Actor
+	}
+	b.Password = trimmed("password")
+	if b.Password == "" && b.Registry == "ghcr.io" {
+		b.Password = c.GitHubToken
+	}
+
+	if e := b.BuildKitEndpoint; e != "" && !strings.HasPrefix(e, "unix://") && !strings.HasPrefix(e, "tcp://") {
+		l.errorf("buildkit-endpoint", e, "unix:///path/to/buildkitd.sock or tcp://host:port")
+	}
+	if b.Builder != "" && b.BuildKitEndpoint != "" {
+		l.errs = append(l.errs, fmt.Errorf(`inputs "builder" and "buildkit-endpoint": both set (%q, %q); want one of them`, b.Builder, b.BuildKitEndpoint))
+	}
+
+	cacheIn := trimmed("cache")
+	if cacheIn == "" {
+		cacheIn = "gha,registry"
+	}
+	for _, k := range splitList(cacheIn) {
+		switch k {
+		case "gha", "registry", "inline":
+			if !slices.Contains(b.Cache, k) {
+				b.Cache = append(b.Cache, k)
+			}
+		case "none":
+		default:
+			l.errorf("cache", k, "a comma-separated list of gha, registry, inline, or none")
+		}
+	}
+	if slices.Contains(splitList(cacheIn), "none") && len(b.Cache) > 0 {
+		l.errorf("cache", cacheIn, "none alone, or a list of gha, registry, inline")
+	}
+	if b.CacheRef == "" && len(c.Images) > 0 {
+		b.CacheRef = c.Images[0].Name + ":buildcache"
+	}
+	if b.CacheRef != "" {
+		if _, err := name.ParseReference(b.CacheRef); err != nil {
+			l.errorf("cache-ref", b.CacheRef, "an image reference such as ghcr.io/owner/app:buildcache")
+		}
+	}
+	b.CacheMode = strings.ToLower(trimmed("cache-mode"))
+	switch b.CacheMode {
+	case "":
+		b.CacheMode = "max"
+	case "min", "max":
+	default:
+		l.errorf("cache-mode", b.CacheMode, "min or max")
+	}
+
+	b.ForceRebuild = l.boolean("force-rebuild", false)
+	if b.ForceRebuild {
+		b.ForceRebuildReason = "input force-rebuild"
+	} else if ev.EventName == "workflow_dispatch" {
+		if v, ok := ev.Input("force-rebuild"); ok {
+			switch strings.ToLower(strings.TrimSpace(v)) {
+			case "true":
+				b.ForceRebuild, b.ForceRebuildReason = true, "workflow_dispatch input force-rebuild"
+			case "false", "":
+			default:
+				l.errs = append(l.errs, fmt.Errorf("event payload inputs.force-rebuild: %q is not valid; want true or false", v))
+			}
+		}
+	}
+
+	switch sbom := trimmed("sbom-attestation"); strings.ToLower(sbom) {
+	case "", "false":
+	case "true":
+		b.SBOMAttestation = "true"
+	default:
+		if !strings.Contains(sbom, "=") {
+			l.errorf("sbom-attestation", sbom, "true, false, or buildx --sbom attributes such as generator=IMAGE")
+		}
+		b.SBOMAttestation = sbom
+	}
+	if p := b.Provenance; p != "" && p != "true" && p != "false" && !strings.Contains(p, "=") {
+		l.errorf("provenance", p, "true, false, or buildx --provenance attributes such as mode=max")
+	}
+
+	if t := trimmed("build-timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			l.errorf("build-timeout", t, "a positive duration such as 45m or 1h30m")
+		} else {
+			b.BuildTimeout = d
+		}
+	}
+	return b
+}
+
+// pairs reads id=value lines. Secret values are never put in errors.
+func (l *loader) pairs(input, raw, want string, secret bool) []KV {
+	var out []KV
+	for i, line := range meta.SplitLines(raw) {
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			shown := line
+			if secret {
+				shown = fmt.Sprintf("line %d", i+1)
+			}
+			l.errorf(input, shown, want)
+			continue
+		}
+		out = append(out, KV{Key: k, Value: v})
+	}
+	return out
+}
+
+// splitList splits a comma- or newline-separated list.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func registryOf(image string) (string, error) {
+	r, err := name.NewRepository(image)
+	if err != nil {
+		return "", err
+	}
+	return r.RegistryStr(), nil
 }
 
 // separator keeps a separator input as written (a space is a valid

@@ -70,6 +70,15 @@ func TestLoadDefaults(t *testing.T) {
 		DateFormat:       "YYYYMMDD",
 		Push:             true,
 		PushReason:       "",
+		Build: config.Build{
+			Context:   ".",
+			Platforms: []string{"linux/amd64", "linux/arm64"},
+			Registry:  "ghcr.io",
+			// No actor in the fixture env, and no token: no login.
+			Cache:     []string{"gha", "registry"},
+			CacheRef:  "ghcr.io/barde/phialoastro:buildcache",
+			CacheMode: "max",
+		},
 	}
 	// The rules are checked below; their parsing is meta's business.
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(config.Config{}, "Rules")); diff != "" {

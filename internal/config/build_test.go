@@ -1,0 +1,168 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/barde/phialo-image-action/internal/config"
+)
+
+func TestLoadBuild(t *testing.T) {
+	t.Parallel()
+	got, err := config.Load(fake(map[string]string{
+		"context":           "app",
+		"file":              "app/Containerfile",
+		"target":            "runtime",
+		"build-args":        "GO_VERSION=1.26\nEMPTY=",
+		"build-contexts":    "assets=../assets",
+		"secrets":           "npm_token=s3cr=t\nother=x",
+		"secret-files":      "netrc=/home/runner/.netrc",
+		"platforms":         " linux/amd64 , linux/arm64/v8,linux/arm/v7",
+		"cache":             "registry,gha,registry",
+		"cache-scope":       "site",
+		"cache-ref":         "ghcr.io/barde/cache:site",
+		"cache-mode":        "MIN",
+		"buildkit-endpoint": "tcp://127.0.0.1:1234",
+		"provenance":        "false",
+		"sbom-attestation":  "true",
+		"no-cache-filters":  "build,test",
+		"build-timeout":     "45m",
+		"github-token":      "ghs_token",
+	}), fake(nil), loadEvent(t, "push-main"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := config.Build{
+		Context:          "app",
+		File:             "app/Containerfile",
+		Target:           "runtime",
+		BuildArgs:        []string{"GO_VERSION=1.26", "EMPTY="},
+		BuildContexts:    []string{"assets=../assets"},
+		Secrets:          []config.KV{{Key: "npm_token", Value: "s3cr=t"}, {Key: "other", Value: "x"}},
+		SecretFiles:      []config.KV{{Key: "netrc", Value: "/home/runner/.netrc"}},
+		Platforms:        []string{"linux/amd64", "linux/arm64/v8", "linux/arm/v7"},
+		Registry:         "ghcr.io",
+		Password:         "ghs_token", // ghcr.io logs in with github-token by default
+		BuildKitEndpoint: "tcp://127.0.0.1:1234",
+		Cache:            []string{"registry", "gha"},
+		CacheScope:       "site",
+		CacheRef:         "ghcr.io/barde/cache:site",
+		CacheMode:        "min",
+		Provenance:       "false",
+		SBOMAttestation:  "true",
+		NoCacheFilters:   []string{"build", "test"},
+		BuildTimeout:     45 * time.Minute,
+	}
+	if diff := cmp.Diff(want, got.Build); diff != "" {
+		t.Errorf("Build (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadBuildLogin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		inputs     map[string]string
+		registry   string
+		user, pass string
+	}{
+		{"ghcr defaults to the actor and github-token",
+			map[string]string{"github-token": "ghs_t"}, "ghcr.io", "", "ghs_t"},
+		{"docker hub gets no github-token",
+			map[string]string{"images": "docker.io/barde/app", "github-token": "ghs_t"}, "index.docker.io", "", ""},
+		{"explicit login",
+			map[string]string{"images": "registry.example.com/a/b", "username": "bot", "password": "pw"}, "registry.example.com", "bot", "pw"},
+		{"registry input wins",
+			map[string]string{"registry": "ghcr.io", "images": "127.0.0.1:5000/app", "github-token": "ghs_t"}, "ghcr.io", "", "ghs_t"},
+		{"local registry without password: no login",
+			map[string]string{"images": "127.0.0.1:5000/app"}, "127.0.0.1:5000", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := config.Load(fake(tc.inputs), fake(nil), loadEvent(t, "push-main"))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			b := got.Build
+			if b.Registry != tc.registry || b.Username != tc.user || b.Password != tc.pass {
+				t.Errorf("login = %q %q %q, want %q %q %q", b.Registry, b.Username, b.Password, tc.registry, tc.user, tc.pass)
+			}
+		})
+	}
+}
+
+func TestLoadForceRebuild(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		fixture string
+		inputs  map[string]string
+		force   bool
+		reason  string
+	}{
+		{"input", "push-main", map[string]string{"force-rebuild": "true"}, true, "input force-rebuild"},
+		{"dispatch payload true", "workflow_dispatch", nil, true, "workflow_dispatch input force-rebuild"},
+		{"dispatch payload false", "workflow_dispatch-feature", nil, false, ""},
+		{"dispatch payload without the input", "push-main", nil, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := config.Load(fake(tc.inputs), fake(nil), loadEvent(t, tc.fixture))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got.Build.ForceRebuild != tc.force || got.Build.ForceRebuildReason != tc.reason {
+				t.Errorf("force-rebuild = %v (%q), want %v (%q)", got.Build.ForceRebuild, got.Build.ForceRebuildReason, tc.force, tc.reason)
+			}
+		})
+	}
+}
+
+func TestLoadBuildBadInputs(t *testing.T) {
+	t.Parallel()
+	inputs := map[string]string{
+		"platforms":         "linux/amd64,windows,linux/arm64",
+		"cache":             "gha,s3",
+		"cache-mode":        "medium",
+		"cache-ref":         "ghcr.io/Bad Ref:x",
+		"buildkit-endpoint": "http://buildkit:1234",
+		"builder":           "mine",
+		"build-args":        "NOEQUALS",
+		"secrets":           "topsecretvalue-without-id",
+		"build-timeout":     "soon",
+		"provenance":        "maximal",
+		"sbom-attestation":  "yes",
+		"force-rebuild":     "please",
+	}
+	_, err := config.Load(fake(inputs), fake(nil), loadEvent(t, "push-main"))
+	if err == nil {
+		t.Fatal("Load: no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`input "platforms": "windows"`,
+		`input "cache": "s3"`,
+		`input "cache-mode": "medium"`,
+		`input "cache-ref": "ghcr.io/Bad Ref:x"`,
+		`input "buildkit-endpoint": "http://buildkit:1234"`,
+		`inputs "builder" and "buildkit-endpoint": both set`,
+		`input "build-args": "NOEQUALS"`,
+		`input "secrets": "line 1"`,
+		`input "build-timeout": "soon"`,
+		`input "provenance": "maximal"`,
+		`input "sbom-attestation": "yes"`,
+		`input "force-rebuild": "please"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not contain %s; got:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "topsecretvalue") {
+		t.Errorf("a secret's value is in the error:\n%s", msg)
+	}
+}
