@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: formatting, vet,
-# staticcheck, actionlint, the unit, golden and binary tests (with the race
-# detector), and a short fuzzing pass over each fuzz target.
+# staticcheck, actionlint, the unit, golden, binary and end-to-end tests
+# (with the race detector), and a short fuzzing pass over each fuzz target.
+#
+# The end-to-end tests need root: hack/e2e/install.sh installs runc, the
+# registry and qemu from Debian and builds BuildKit and buildx from the Go
+# module proxy (cached under ~/.cache/phialo-image-action), and
+# hack/e2e/up.sh starts buildkitd and a registry on 127.0.0.1, stopped by
+# PID when the tests end.
 #
 #   ./hack/test.sh
 set -euo pipefail
@@ -22,8 +28,17 @@ staticcheck ./...
 echo "== actionlint"
 actionlint
 
+echo "== end-to-end services"
+hack/e2e/install.sh buildkit buildx
+# shellcheck source=hack/e2e/env.sh
+. hack/e2e/env.sh
+state=$(mktemp -d /tmp/phialo-e2e.XXXXXX)
+trap 'hack/e2e/down.sh "$state" || true; rm -rf "$state"' EXIT
+hack/e2e/up.sh "$state"
+export PHIALO_E2E_ENV=$state/env
+
 echo "== go test"
-go test -race -count=1 ./...
+go test -race -count=1 -timeout 30m ./...
 
 echo "== fuzz (${FUZZTIME:=10s} per target)"
 go test -run='^$' -fuzz='^FuzzParseRule$' -fuzztime="$FUZZTIME" ./internal/meta

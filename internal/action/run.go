@@ -13,6 +13,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/barde/phialo-image-action/internal/buildx"
 	"github.com/barde/phialo-image-action/internal/config"
 	"github.com/barde/phialo-image-action/internal/ghapi"
 	"github.com/barde/phialo-image-action/internal/ghevent"
@@ -58,7 +59,8 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 		},
 	}
 	api := newAPI(gha, ev, cfg)
-	in.Repo = describeRepo(ctx, gha, api, ev, &in.Event)
+	var private bool
+	in.Repo, private = describeRepo(ctx, gha, api, ev, &in.Event)
 	if meta.UsesCommitDate(templates(cfg)...) {
 		in.CommitDate = commitDate(ctx, gha, api, ev, in.Event.SHA, now)
 	}
@@ -69,6 +71,7 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	for _, w := range res.Warnings {
 		gha.Warningf("%s", w)
 	}
+	plan := planBuild(cfg, ev, res, private)
 
 	facts := report.Facts{Event: ev.EventName, Ref: ev.Ref, SHA: in.Event.SHA, Push: cfg.Push, PushReason: cfg.PushReason, DryRun: cfg.DryRun}
 	outs, err := report.MetaOutputs(res, report.Separators{Tags: cfg.SepTags, Labels: cfg.SepLabels, Annotations: cfg.SepAnnotations})
@@ -77,17 +80,54 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	}
 	gha.Group("Plan")
 	report.Plan(stdout, res, facts)
+	report.Command(stdout, "buildx", buildx.BuildArgs(plan.opts))
 	gha.EndGroup()
-	if err := report.WriteOutputs(gha, stdout, outs); err != nil {
-		return err
-	}
-	if err := report.WriteSummary(gha, report.Summary(res, facts)); err != nil {
-		return err
-	}
+	summary := report.Summary(res, facts)
 	if cfg.DryRun {
-		return nil
+		if err := report.WriteOutputs(gha, stdout, outs); err != nil {
+			return err
+		}
+		return report.WriteSummary(gha, summary)
 	}
-	return errors.New(`building is not part of this version of the action; set dry-run: true to derive tags, labels and annotations only`)
+
+	image := ""
+	if len(res.Images) > 0 {
+		image = res.Images[0]
+	}
+	done, buildErr := runBuild(ctx, gha, stdout, cfg, ev, plan, image)
+	for _, w := range done.result.Report.Warnings {
+		fields := map[string]string{"title": "build warning"}
+		if w.File != "" {
+			fields["file"] = w.File
+			if w.Line > 0 {
+				fields["line"] = strconv.Itoa(w.Line)
+			}
+		}
+		gha.WithFieldsMap(fields).Warningf("%s", strings.Join(append([]string{w.Short}, w.Detail...), "\n"))
+	}
+	if done.inspect != nil {
+		gha.Warningf("reading the pushed image back: %v", done.inspect)
+	}
+	bs := report.Build{
+		Image:       image,
+		Pushed:      cfg.Push,
+		Result:      done.result,
+		ReadBack:    done.image,
+		CacheFrom:   plan.opts.CacheFrom,
+		CacheTo:     plan.opts.CacheTo,
+		ForceReason: cfg.Build.ForceRebuildReason,
+		Err:         buildErr,
+	}
+	if buildErr == nil {
+		outs = append(outs, report.BuildOutputs(bs)...)
+	}
+	if err := report.WriteOutputs(gha, stdout, outs); err != nil {
+		return errors.Join(buildErr, err)
+	}
+	if err := report.WriteSummary(gha, summary+report.BuildSummary(bs)); err != nil {
+		return errors.Join(buildErr, err)
+	}
+	return buildErr
 }
 
 // rawInput reads inputs without trimming them, so a separator can be a space.
@@ -136,26 +176,35 @@ func newAPI(gha *githubactions.Action, ev *ghevent.Context, cfg *config.Config) 
 // describeRepo reads the repository from the REST API, as
 // docker/metadata-action does, and falls back to the event payload when the
 // API cannot be reached or refuses.
-func describeRepo(ctx context.Context, gha *githubactions.Action, api *ghapi.Client, ev *ghevent.Context, mev *meta.Event) meta.Repo {
+//
+// private reports whether the repository is private (the provenance
+// default depends on it): from the payload when it says, else the API.
+func describeRepo(ctx context.Context, gha *githubactions.Action, api *ghapi.Client, ev *ghevent.Context, mev *meta.Event) (repo meta.Repo, private bool) {
+	p := ev.Payload.Repository
+	if p != nil {
+		private = p.Private || p.Visibility == "private" || p.Visibility == "internal"
+	}
 	if api != nil {
 		r, err := api.Repository(ctx)
 		if err == nil {
 			if mev.DefaultBranch == "" {
 				mev.DefaultBranch = r.DefaultBranch
 			}
-			return meta.Repo{Name: r.Name, Description: r.Description, HTMLURL: r.HTMLURL, License: r.License}
+			if p == nil {
+				private = r.Private
+			}
+			return meta.Repo{Name: r.Name, Description: r.Description, HTMLURL: r.HTMLURL, License: r.License}, private
 		}
 		gha.Warningf("GitHub API: %v; the labels describe the repository from the event payload", err)
 	}
-	p := ev.Payload.Repository
 	if p == nil {
-		return meta.Repo{}
+		return meta.Repo{}, private
 	}
-	repo := meta.Repo{Name: p.Name, Description: p.Description, HTMLURL: p.HTMLURL}
+	repo = meta.Repo{Name: p.Name, Description: p.Description, HTMLURL: p.HTMLURL}
 	if p.License != nil {
 		repo.License = p.License.SPDXID
 	}
-	return repo
+	return repo, private
 }
 
 // commitDate finds the date of sha: in the payload, else from the API, else now.

@@ -281,11 +281,24 @@ func TestNoEventFile(t *testing.T) {
 	}
 }
 
-func TestNotDryRunRefusesToPretend(t *testing.T) {
+func TestNoBuilderAvailable(t *testing.T) {
 	env := runnerEnv(t, "push-main", "http://127.0.0.1:1", t.TempDir())
 	env["INPUT_DRY-RUN"] = "false"
-	_, err := run(t, env)
-	if err == nil || !strings.Contains(err.Error(), "dry-run: true") {
-		t.Errorf("Run without dry-run = %v; want an error that says building is not available", err)
+	env["BUILDX_BIN"] = "/bin/false"
+	env["RUNNER_TEMP"] = t.TempDir()
+	if dockerAvailable(func(k string) string { return env[k] }) {
+		t.Skip("a Docker daemon is reachable here; this test is about machines without one")
+	}
+	log, err := run(t, env)
+	if err == nil || !strings.Contains(err.Error(), "no builder: set buildkit-endpoint") {
+		t.Errorf("Run = %v; want the error that names buildkit-endpoint and builder\n%s", err, log)
+	}
+	entries, _ := os.ReadDir(env["RUNNER_TEMP"])
+	for _, e := range entries {
+		t.Errorf("left in RUNNER_TEMP: %s", e.Name())
+	}
+	summary, _ := os.ReadFile(env["GITHUB_STEP_SUMMARY"])
+	if !strings.Contains(string(summary), "The build failed") {
+		t.Errorf("the summary does not report the failure:\n%s", summary)
 	}
 }

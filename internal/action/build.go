@@ -1,0 +1,278 @@
+package action
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/barde/phialo-image-action/internal/buildx"
+	"github.com/barde/phialo-image-action/internal/cache"
+	"github.com/barde/phialo-image-action/internal/config"
+	"github.com/barde/phialo-image-action/internal/ghevent"
+	"github.com/barde/phialo-image-action/internal/meta"
+	"github.com/barde/phialo-image-action/internal/registry"
+)
+
+// binfmtImage installs QEMU emulators through a Docker daemon, as
+// docker/setup-qemu-action does.
+const binfmtImage = "docker.io/tonistiigi/binfmt:latest"
+
+// buildPlan is everything a build needs, decided before anything runs.
+type buildPlan struct {
+	opts  buildx.BuildOptions
+	cache cache.Plan
+	// secretEnv holds the secret values, passed to buildx in its
+	// environment only.
+	secretEnv []string
+}
+
+// planBuild turns the configuration and the derived metadata into buildx
+// options. It does no I/O.
+func planBuild(cfg *config.Config, ev *ghevent.Context, res meta.Result, private bool) buildPlan {
+	b := cfg.Build
+	req := cache.Request{
+		Kinds:         b.Cache,
+		Scope:         b.CacheScope,
+		Ref:           b.CacheRef,
+		Mode:          b.CacheMode,
+		Force:         b.ForceRebuild,
+		DefaultBranch: ev.DefaultBranch(),
+		Fork:          ev.IsFork(),
+	}
+	if req.Scope == "" && len(res.Images) > 0 {
+		req.Scope = cache.DefaultScope(res.Images[0], b.Target)
+	}
+	if len(res.Tags) > 0 {
+		req.InlineFrom = res.Tags[0]
+	}
+	switch {
+	case ev.IsPullRequest():
+		req.PullRequest, req.BaseBranch = ev.PRNumber(), ev.PRBaseRef()
+	case strings.HasPrefix(ev.Ref, "refs/heads/"):
+		req.Branch = strings.TrimPrefix(ev.Ref, "refs/heads/")
+	}
+	cp := cache.Decide(req)
+
+	p := buildPlan{cache: cp}
+	provenance := b.Provenance
+	if provenance == "" {
+		provenance = "mode=max"
+		if private {
+			provenance = "mode=min"
+		}
+	}
+	p.opts = buildx.BuildOptions{
+		Context:        b.Context,
+		File:           b.File,
+		Target:         b.Target,
+		Platforms:      b.Platforms,
+		Tags:           res.Tags,
+		Labels:         res.Labels,
+		Annotations:    res.Annotations,
+		BuildArgs:      append(append([]string(nil), b.BuildArgs...), cp.BuildArgs...),
+		BuildContexts:  b.BuildContexts,
+		CacheFrom:      cp.From,
+		CacheTo:        cp.To,
+		NoCache:        cp.NoCache,
+		NoCacheFilters: b.NoCacheFilters,
+		Provenance:     provenance,
+		SBOM:           b.SBOMAttestation,
+		Push:           cfg.Push,
+	}
+	for i, s := range b.Secrets {
+		env := "PHIALO_SECRET_" + strconv.Itoa(i)
+		p.opts.Secrets = append(p.opts.Secrets, buildx.Secret{ID: s.Key, Env: env})
+		p.secretEnv = append(p.secretEnv, env+"="+s.Value)
+	}
+	for _, s := range b.SecretFiles {
+		p.opts.Secrets = append(p.opts.Secrets, buildx.Secret{ID: s.Key, File: s.Value})
+	}
+	return p
+}
+
+// buildOutcome is what a finished (or failed) build reports.
+type buildOutcome struct {
+	result   buildx.Result
+	image    registry.Image
+	inspect  error
+	platform []string
+}
+
+// runBuild logs in, sets up the builder, builds and pushes, and reads the
+// pushed image back. Credentials, the builder it created and every
+// temporary file are removed before it returns, also on failure and on
+// cancellation.
+func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, cfg *config.Config, ev *ghevent.Context, p buildPlan, image string) (out buildOutcome, err error) {
+	b := cfg.Build
+	parent := gha.Getenv("RUNNER_TEMP")
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	work, err := os.MkdirTemp(parent, "phialo-image-action-")
+	if err != nil {
+		return out, fmt.Errorf("creating a work directory under %q: %w", parent, err)
+	}
+	defer func() {
+		if rmErr := os.RemoveAll(work); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("removing %q: %w", work, rmErr))
+		}
+	}()
+
+	var logins []registry.Login
+	if b.Password != "" {
+		gha.AddMask(b.Password)
+		logins = append(logins, registry.Login{Registry: b.Registry, Username: b.Username, Password: b.Password})
+	}
+	dockerConfig, err := registry.NewDockerConfig(work, logins)
+	if err != nil {
+		return out, err
+	}
+	bin, err := buildx.FindBinary(gha.Getenv)
+	if err != nil {
+		return out, err
+	}
+	bx := &buildx.Buildx{Bin: bin, Env: buildxEnv(gha.Getenv, dockerConfig, work, b.Builder != "", p.secretEnv), Log: stdout}
+
+	gha.Group("Builder")
+	bl, err := bx.Setup(ctx, buildx.SetupOptions{
+		Existing:    b.Builder,
+		Endpoint:    b.BuildKitEndpoint,
+		Docker:      dockerAvailable(gha.Getenv),
+		Name:        builderName(ev),
+		Platforms:   b.Platforms,
+		InstallQEMU: qemuInstaller(gha.Getenv, bx.Env, stdout),
+	})
+	defer func() {
+		if rmErr := bx.Remove(bl); rmErr != nil {
+			err = errors.Join(err, rmErr)
+		}
+	}()
+	if bl != nil {
+		fmt.Fprintf(stdout, "builder %s (platforms: %s)\n", bl.Name, strings.Join(bl.Platforms, ", "))
+		out.platform = bl.Platforms
+	}
+	gha.EndGroup()
+	if err != nil {
+		return out, err
+	}
+
+	opts := p.opts
+	opts.Builder = bl.Name
+	opts.MetadataFile = filepath.Join(work, "metadata.json")
+	bctx := ctx
+	if b.BuildTimeout > 0 {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeout(ctx, b.BuildTimeout)
+		defer cancel()
+	}
+	gha.Group("Build")
+	out.result, err = bx.Build(bctx, opts)
+	gha.EndGroup()
+	if err != nil {
+		if bctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			err = fmt.Errorf("build-timeout %s reached: %w", b.BuildTimeout, err)
+		}
+		return out, err
+	}
+	if cfg.Push && out.result.Metadata.Digest != "" && image != "" {
+		out.image, out.inspect = registry.NewReader(logins).Inspect(ctx, image+"@"+out.result.Metadata.Digest)
+	}
+	return out, nil
+}
+
+// buildxEnv is the environment of every buildx call: the action's own,
+// without inputs (they may hold secrets) and without the user's Docker
+// config, plus the run's Docker config, the gha cache protocol switch and
+// the build secrets.
+func buildxEnv(getenv func(string) string, dockerConfig, work string, existingBuilder bool, secretEnv []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "INPUT_") || k == "DOCKER_CONFIG" || k == "BUILDX_CONFIG" || k == "BUILDX_BUILDER" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "DOCKER_CONFIG="+dockerConfig)
+	// A builder the user made (docker/setup-buildx-action) lives in the
+	// user's buildx state; one this run creates lives in the work directory.
+	if existingBuilder {
+		env = append(env, "BUILDX_CONFIG="+userBuildxConfig(getenv))
+	} else {
+		env = append(env, "BUILDX_CONFIG="+filepath.Join(work, "buildx"))
+	}
+	// GitHub's runner does not pass ACTIONS_CACHE_SERVICE_V2 to container
+	// actions; without it buildx falls back to the retired v1 cache protocol.
+	if getenv("ACTIONS_RESULTS_URL") != "" {
+		env = append(env, "ACTIONS_CACHE_SERVICE_V2=true")
+	}
+	return append(env, secretEnv...)
+}
+
+func userBuildxConfig(getenv func(string) string) string {
+	if d := getenv("BUILDX_CONFIG"); d != "" {
+		return d
+	}
+	if d := getenv("DOCKER_CONFIG"); d != "" {
+		return filepath.Join(d, "buildx")
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, ".docker", "buildx")
+}
+
+// dockerAvailable reports whether a Docker daemon is reachable: GitHub's
+// runner mounts /var/run/docker.sock into container actions.
+func dockerAvailable(getenv func(string) string) bool {
+	if getenv("DOCKER_HOST") != "" {
+		return true
+	}
+	st, err := os.Stat("/var/run/docker.sock")
+	return err == nil && st.Mode()&os.ModeSocket != 0
+}
+
+// qemuInstaller installs emulators through the Docker daemon with the
+// docker CLI, or is nil when there is no daemon or no CLI.
+func qemuInstaller(getenv func(string) string, env []string, log io.Writer) func(context.Context, []string) error {
+	if !dockerAvailable(getenv) {
+		return nil
+	}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		return nil
+	}
+	return func(ctx context.Context, platforms []string) error {
+		var arches []string
+		for _, p := range platforms {
+			parts := strings.Split(p, "/")
+			if len(parts) > 1 {
+				arches = append(arches, parts[1])
+			}
+		}
+		return buildx.Exec(ctx, docker, []string{"run", "--privileged", "--rm", binfmtImage, "--install", strings.Join(arches, ",")}, env, log, log)
+	}
+}
+
+// builderName is unique per run, so parallel jobs on one daemon never share
+// or remove each other's builders.
+func builderName(ev *ghevent.Context) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "phialo-" + hex.EncodeToString(b[:])
+	if ev.RunID != "" {
+		name = "phialo-" + ev.RunID + "-" + hex.EncodeToString(b[:])
+	}
+	return name
+}

@@ -1,0 +1,231 @@
+package buildx
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (go test ./internal/buildx -update creates it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestBuildArgsGolden(t *testing.T) {
+	t.Parallel()
+	tests := map[string]BuildOptions{
+		"minimal": {Context: ".", Platforms: []string{"linux/amd64"}},
+		"push-main": {
+			Builder:     "phialo-42-abcd",
+			Context:     "app",
+			File:        "app/Dockerfile",
+			Target:      "runtime",
+			Platforms:   []string{"linux/amd64", "linux/arm64"},
+			Tags:        []string{"ghcr.io/barde/phialoastro:latest", "ghcr.io/barde/phialoastro:main-abc1234"},
+			Labels:      []string{"org.opencontainers.image.title=phialoastro"},
+			Annotations: []string{"manifest:org.opencontainers.image.title=phialoastro", "index:org.opencontainers.image.title=phialoastro"},
+			BuildArgs:   []string{"GO_VERSION=1.26", "BUILDKIT_INLINE_CACHE=1"},
+			BuildContexts: []string{
+				"assets=../assets",
+			},
+			Secrets: []Secret{{ID: "npm_token", Env: "PHIALO_SECRET_0"}, {ID: "netrc", File: "/home/runner/.netrc"}},
+			CacheFrom: []string{
+				"type=gha,scope=phialoastro-main",
+				"type=registry,ref=ghcr.io/barde/phialoastro:buildcache",
+			},
+			CacheTo: []string{
+				"type=gha,scope=phialoastro-main,mode=max,ignore-error=true",
+				"type=registry,ref=ghcr.io/barde/phialoastro:buildcache,mode=max,ignore-error=true",
+			},
+			NoCacheFilters: []string{"test"},
+			Provenance:     "mode=max",
+			SBOM:           "true",
+			Push:           true,
+			MetadataFile:   "/tmp/runner/metadata.json",
+		},
+		"force-rebuild": {
+			Context:    ".",
+			Platforms:  []string{"linux/amd64", "linux/arm64"},
+			Tags:       []string{"ghcr.io/barde/phialoastro:latest"},
+			CacheTo:    []string{"type=gha,scope=phialoastro-main,mode=max,ignore-error=true"},
+			NoCache:    true,
+			Provenance: "mode=min",
+			Push:       true,
+		},
+	}
+	for name, o := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			args := BuildArgs(o)
+			for _, a := range args {
+				if strings.Contains(a, "s3cr3t") {
+					t.Errorf("a secret value is in argv: %q", a)
+				}
+			}
+			golden(t, filepath.Join("testdata", "args", name+".golden"), strings.Join(args, "\n")+"\n")
+		})
+	}
+}
+
+func TestCreateArgs(t *testing.T) {
+	t.Parallel()
+	got := strings.Join(CreateArgs("phialo-1", "unix:///run/buildkit/buildkitd.sock"), "\n") + "\n---\n" +
+		strings.Join(CreateArgs("phialo-2", ""), "\n") + "\n"
+	golden(t, filepath.Join("testdata", "args", "create.golden"), got)
+}
+
+func TestParsePlatforms(t *testing.T) {
+	t.Parallel()
+	out := `Name:          phialo-1
+Driver:        remote
+
+Nodes:
+Name:                  phialo-10
+Endpoint:              unix:///tmp/buildkitd.sock
+Status:                running
+BuildKit version:      v0.34.2
+Platforms:             linux/amd64, linux/amd64/v2, linux/amd64/v3, linux/386, linux/arm64*
+Labels:
+ org.mobyproject.buildkit.worker.executor: oci
+`
+	want := []string{"linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/386", "linux/arm64"}
+	if diff := cmp.Diff(want, parsePlatforms(out)); diff != "" {
+		t.Errorf("parsePlatforms (-want +got):\n%s", diff)
+	}
+	if got := missingPlatforms([]string{"linux/amd64", "linux/arm64/v8", "linux/riscv64"}, want); !cmp.Equal(got, []string{"linux/riscv64"}) {
+		t.Errorf("missingPlatforms = %q, want [linux/riscv64]", got)
+	}
+}
+
+// fakeBuildx answers buildx subcommands from a table and records the calls.
+type fakeBuildx struct {
+	calls     []string
+	platforms string
+	failOn    string
+}
+
+func (f *fakeBuildx) exec(_ context.Context, _ string, args, _ []string, stdout, _ io.Writer) error {
+	call := strings.Join(args, " ")
+	f.calls = append(f.calls, call)
+	if f.failOn != "" && strings.HasPrefix(call, f.failOn) {
+		io.WriteString(stdout, "ERROR: no such builder\n")
+		return errors.New("exit status 1")
+	}
+	if args[0] == "inspect" {
+		io.WriteString(stdout, "Name: x\nPlatforms: "+f.platforms+"\n")
+	}
+	return nil
+}
+
+func TestSetup(t *testing.T) {
+	t.Parallel()
+	t.Run("remote builder created and removed", func(t *testing.T) {
+		t.Parallel()
+		f := &fakeBuildx{platforms: "linux/amd64, linux/arm64"}
+		b := &Buildx{Bin: "buildx", Exec: f.exec}
+		bl, err := b.Setup(context.Background(), SetupOptions{Endpoint: "unix:///s.sock", Name: "phialo-1", Platforms: []string{"linux/amd64", "linux/arm64"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Remove(bl); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"create --name phialo-1 --driver remote unix:///s.sock", "inspect --bootstrap --builder phialo-1", "rm --force phialo-1"}
+		if diff := cmp.Diff(want, f.calls); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("existing builder is never removed", func(t *testing.T) {
+		t.Parallel()
+		f := &fakeBuildx{platforms: "linux/amd64"}
+		b := &Buildx{Bin: "buildx", Exec: f.exec}
+		bl, err := b.Setup(context.Background(), SetupOptions{Existing: "mine", Platforms: []string{"linux/amd64"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Remove(bl); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"inspect --bootstrap --builder mine"}, f.calls); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("missing platform without QEMU fails and says what to do", func(t *testing.T) {
+		t.Parallel()
+		f := &fakeBuildx{platforms: "linux/amd64"}
+		b := &Buildx{Bin: "buildx", Exec: f.exec}
+		bl, err := b.Setup(context.Background(), SetupOptions{Endpoint: "tcp://b:1234", Name: "phialo-2", Platforms: []string{"linux/amd64", "linux/arm64"}})
+		if err == nil || !strings.Contains(err.Error(), `builder "phialo-2" does not support linux/arm64`) || !strings.Contains(err.Error(), "install QEMU emulators") {
+			t.Errorf("Setup error = %v", err)
+		}
+		if bl == nil || !bl.Created {
+			t.Error("the created builder is not returned for removal")
+		}
+	})
+	t.Run("docker-container builder installs QEMU for missing platforms", func(t *testing.T) {
+		t.Parallel()
+		f := &fakeBuildx{platforms: "linux/amd64"}
+		b := &Buildx{Bin: "buildx", Exec: f.exec}
+		var installed []string
+		_, err := b.Setup(context.Background(), SetupOptions{Docker: true, Name: "phialo-3", Platforms: []string{"linux/amd64", "linux/arm64"},
+			InstallQEMU: func(_ context.Context, ps []string) error {
+				installed = ps
+				f.platforms = "linux/amd64, linux/arm64"
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cmp.Equal(installed, []string{"linux/arm64"}) {
+			t.Errorf("QEMU installed for %q, want [linux/arm64]", installed)
+		}
+		if f.calls[0] != "create --name phialo-3 --driver docker-container --bootstrap" {
+			t.Errorf("first call = %q", f.calls[0])
+		}
+	})
+	t.Run("no builder, no endpoint, no docker", func(t *testing.T) {
+		t.Parallel()
+		b := &Buildx{Bin: "buildx", Exec: (&fakeBuildx{}).exec}
+		_, err := b.Setup(context.Background(), SetupOptions{Name: "x"})
+		if err == nil || !strings.Contains(err.Error(), "set buildkit-endpoint") {
+			t.Errorf("Setup error = %v", err)
+		}
+	})
+}
+
+func TestDenied(t *testing.T) {
+	t.Parallel()
+	for line, want := range map[string]bool{
+		`ERROR: failed to push 127.0.0.1:5000/a:latest: unexpected status from PUT request: 403 Forbidden`: true,
+		`denied: permission_denied: write_package`:                                                         true,
+		`error: failed to solve: process "/app fail" did not complete successfully: exit code: 1`:          false,
+	} {
+		if got := denied([]string{line}); got != want {
+			t.Errorf("denied(%q) = %v, want %v", line, got, want)
+		}
+	}
+}

@@ -1,0 +1,573 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/barde/phialo-image-action/internal/testutil"
+)
+
+// The services hack/e2e/up.sh started, read from the file PHIALO_E2E_ENV
+// names; the action binary and the example app's build context.
+var (
+	buildkitHost string
+	registryHost string
+	binary       string
+	appContext   string
+	setupErr     error
+)
+
+const (
+	root       = "../.."
+	sourceDate = "1719568800" // 2024-06-28T10:00:00Z
+	sha        = "abc1234567890abcdef1234567890abcdef12345"
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "phialo-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	setupErr = setup(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func setup(dir string) error {
+	envFile := os.Getenv("PHIALO_E2E_ENV")
+	if envFile == "" {
+		return errors.New("PHIALO_E2E_ENV is not set: ./hack/test.sh starts BuildKit and a registry and sets it")
+	}
+	data, err := os.ReadFile(envFile)
+	if err != nil {
+		return fmt.Errorf("reading PHIALO_E2E_ENV: %w", err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch k {
+		case "BUILDKIT_HOST":
+			buildkitHost = v
+		case "PHIALO_REGISTRY":
+			registryHost = v
+		}
+	}
+	if buildkitHost == "" || registryHost == "" {
+		return fmt.Errorf("%s lacks BUILDKIT_HOST or PHIALO_REGISTRY", envFile)
+	}
+	binary = filepath.Join(dir, "phialo-image-action")
+	build := exec.Command("go", "build", "-trimpath", "-o", binary, root)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the action: %v\n%s", err, out)
+	}
+	appContext = filepath.Join(dir, "app")
+	if out, err := exec.Command(filepath.Join(root, "testdata", "app", "build.sh"), appContext).CombinedOutput(); err != nil {
+		return fmt.Errorf("building the example app: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// needE2E skips a test outside ./hack/test.sh, with the reason; the test
+// script always provides the services, so CI runs every test here.
+func needE2E(t *testing.T) {
+	t.Helper()
+	if setupErr != nil {
+		t.Skipf("end-to-end environment: %v", setupErr)
+	}
+}
+
+// result is one finished run of the action.
+type result struct {
+	log     string
+	code    int
+	outputs map[string]string
+	summary string
+	temp    string // RUNNER_TEMP
+}
+
+// action is a run of the action binary as GitHub's runner starts it.
+type action struct {
+	env map[string]string
+}
+
+// newAction prepares a run for an event fixture that builds image (a path
+// in the local registry) with the example app, through the test's BuildKit.
+func newAction(t *testing.T, fixture, image string, gh *testutil.GitHub) *action {
+	t.Helper()
+	temp := t.TempDir()
+	env := map[string]string{
+		"PATH":                    os.Getenv("PATH"),
+		"HOME":                    os.Getenv("HOME"),
+		"GITHUB_ACTIONS":          "true",
+		"GITHUB_REPOSITORY":       "barde/phialoastro",
+		"GITHUB_REPOSITORY_OWNER": "barde",
+		"GITHUB_ACTOR":            "barde",
+		"GITHUB_RUN_ID":           "4242",
+		"GITHUB_API_URL":          gh.URL,
+		"GITHUB_EVENT_PATH":       filepath.Join(root, "testdata", "events", fixture+".json"),
+		"GITHUB_OUTPUT":           filepath.Join(temp, "output"),
+		"GITHUB_STEP_SUMMARY":     filepath.Join(temp, "summary"),
+		"RUNNER_TEMP":             filepath.Join(temp, "runner"),
+		"SOURCE_DATE_EPOCH":       sourceDate,
+		"INPUT_GITHUB-TOKEN":      testutil.Token,
+		"INPUT_IMAGES":            registryHost + "/" + image,
+		"INPUT_BUILDKIT-ENDPOINT": buildkitHost,
+		"INPUT_CONTEXT":           appContext,
+		"INPUT_CACHE":             "registry",
+	}
+	if err := os.Mkdir(env["RUNNER_TEMP"], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "testdata", "events", fixture+".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		env[k] = v
+	}
+	return &action{env: env}
+}
+
+func (a *action) command(ctx context.Context) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, binary)
+	for k, v := range a.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+// run runs the action to its end, bounded to five minutes.
+func (a *action) run(t *testing.T) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := a.command(ctx)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return a.result(t, out.String(), err)
+}
+
+func (a *action) result(t *testing.T, log string, err error) result {
+	t.Helper()
+	r := result{log: log, temp: a.env["RUNNER_TEMP"], outputs: map[string]string{}}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("running the action: %v", err)
+	}
+	if data, err := os.ReadFile(a.env["GITHUB_OUTPUT"]); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			name, delim, ok := strings.Cut(sc.Text(), "<<")
+			if !ok {
+				t.Fatalf("GITHUB_OUTPUT line %q is not name<<delimiter", sc.Text())
+			}
+			var lines []string
+			for sc.Scan() && sc.Text() != delim {
+				lines = append(lines, sc.Text())
+			}
+			r.outputs[name] = strings.Join(lines, "\n")
+		}
+	}
+	if data, err := os.ReadFile(a.env["GITHUB_STEP_SUMMARY"]); err == nil {
+		r.summary = string(data)
+	}
+	return r
+}
+
+// ok fails the test unless the run succeeded.
+func (r result) ok(t *testing.T) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("the action failed with exit code %d:\n%s\nsummary:\n%s", r.code, r.log, r.summary)
+	}
+	return r
+}
+
+var stepsFromCache = regexp.MustCompile(`\| Steps from cache \| (\d+) of (\d+) \|`)
+
+// cached returns the summary's "n of m" steps from cache.
+func (r result) cached(t *testing.T) (int, int) {
+	t.Helper()
+	m := stepsFromCache.FindStringSubmatch(r.summary)
+	if m == nil {
+		t.Fatalf("the summary has no steps-from-cache row:\n%s", r.summary)
+	}
+	var n, total int
+	fmt.Sscan(m[1], &n)
+	fmt.Sscan(m[2], &total)
+	return n, total
+}
+
+// noLeftovers fails the test if RUNNER_TEMP still holds anything: the run
+// must remove its Docker config (credentials) and its builder's state.
+func (r result) noLeftovers(t *testing.T) {
+	t.Helper()
+	entries, err := os.ReadDir(r.temp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left behind in RUNNER_TEMP: %s", e.Name())
+	}
+}
+
+func prune(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("buildctl", "--addr", buildkitHost, "prune", "--all").CombinedOutput()
+	if err != nil {
+		t.Fatalf("buildctl prune --all: %v\n%s", err, out)
+	}
+}
+
+func ref(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestPushMainTwoPlatforms(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	image := registryHost + "/e2e/push-main"
+	r := newAction(t, "push-main", "e2e/push-main", gh).run(t).ok(t)
+	r.noLeftovers(t)
+
+	digest := r.outputs["digest"]
+	if !strings.HasPrefix(digest, "sha256:") {
+		t.Fatalf("digest output = %q", digest)
+	}
+	if r.outputs["image"] != image+"@"+digest {
+		t.Errorf("image output = %q, want %s@%s", r.outputs["image"], image, digest)
+	}
+	tags := strings.Split(r.outputs["tags"], "\n")
+	if len(tags) != 4 {
+		t.Errorf("tags = %q, want latest, date, main-sha and sha-long", tags)
+	}
+	for _, tag := range tags {
+		desc, err := remote.Get(ref(t, tag))
+		if err != nil {
+			t.Fatalf("pulling %s: %v", tag, err)
+		}
+		if desc.Digest.String() != digest {
+			t.Errorf("%s resolves to %s, want the digest output %s", tag, desc.Digest, digest)
+		}
+	}
+
+	idx, err := remote.Index(ref(t, image+"@"+digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := im.Annotations["org.opencontainers.image.description"]; got != "Phialo Design: handmade jewellery, the website" {
+		t.Errorf("index annotation description = %q", got)
+	}
+	platforms := map[string]bool{}
+	attestations := 0
+	for _, d := range im.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+			attestations++
+			continue
+		}
+		platforms[d.Platform.String()] = true
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, want := range map[string]string{
+			"org.opencontainers.image.version":  "latest",
+			"org.opencontainers.image.revision": sha,
+			"org.opencontainers.image.source":   "https://github.com/barde/phialoastro",
+			"org.opencontainers.image.created":  "2024-06-28T10:00:00.000Z",
+		} {
+			if got := cf.Config.Labels[k]; got != want {
+				t.Errorf("%s label %s = %q, want %q", d.Platform, k, got, want)
+			}
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Annotations["org.opencontainers.image.version"] != "latest" {
+			t.Errorf("%s manifest annotations lack the version: %v", d.Platform, m.Annotations)
+		}
+		if err := pullLayers(img); err != nil {
+			t.Errorf("%s: %v", d.Platform, err)
+		}
+	}
+	if !platforms["linux/amd64"] || !platforms["linux/arm64"] || len(platforms) != 2 {
+		t.Errorf("platforms = %v, want linux/amd64 and linux/arm64", platforms)
+	}
+	if attestations != 2 {
+		t.Errorf("%d attestation manifests, want a provenance attestation per platform", attestations)
+	}
+	for _, want := range []string{"| linux/amd64 |", "| linux/arm64 |", "Compressed size", digest} {
+		if !strings.Contains(r.summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, r.summary)
+		}
+	}
+	if !strings.Contains(r.log, "RUN [\"/app\", \"stamp\", \"/built\"]") {
+		t.Errorf("the log does not show the build steps:\n%s", r.log)
+	}
+
+	t.Run("feature branch imports main's registry cache", func(t *testing.T) {
+		prune(t)
+		a := newAction(t, "push-feature", "e2e/push-main", gh)
+		r := a.run(t).ok(t)
+		n, total := r.cached(t)
+		if total == 0 || n != total {
+			t.Errorf("%d of %d steps from cache, want all:\n%s", n, total, r.log)
+		}
+		if !strings.Contains(r.summary, "type=registry,ref="+image+":buildcache") {
+			t.Errorf("summary does not name the registry cache:\n%s", r.summary)
+		}
+	})
+
+	t.Run("force-rebuild from workflow_dispatch", func(t *testing.T) {
+		before, err := remote.Get(ref(t, image+":buildcache"))
+		if err != nil {
+			t.Fatalf("reading the cache manifest: %v", err)
+		}
+		r := newAction(t, "workflow_dispatch", "e2e/push-main", gh).run(t).ok(t)
+		n, total := r.cached(t)
+		if total == 0 || n != 0 {
+			t.Errorf("%d of %d steps from cache, want none", n, total)
+		}
+		if !strings.Contains(r.summary, "force-rebuild (workflow_dispatch input force-rebuild)") {
+			t.Errorf("summary does not say why nothing was imported:\n%s", r.summary)
+		}
+		after, err := remote.Get(ref(t, image+":buildcache"))
+		if err != nil {
+			t.Fatalf("reading the cache manifest: %v", err)
+		}
+		if after.Digest == before.Digest {
+			t.Errorf("the registry cache %s was not exported again", before.Digest)
+		}
+		r.noLeftovers(t)
+	})
+}
+
+// pullLayers downloads every layer, as a pull would.
+func pullLayers(img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestGHACache(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	ghaCache := testutil.NewGHACache(t)
+	withGHA := func(a *action) *action {
+		a.env["INPUT_CACHE"] = "gha"
+		a.env["INPUT_PLATFORMS"] = "linux/amd64"
+		for _, kv := range ghaCache.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			a.env[k] = v
+		}
+		return a
+	}
+	withGHA(newAction(t, "push-main", "e2e/gha", gh)).run(t).ok(t)
+	entries, err := ghaCache.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) == 0 {
+		t.Fatalf("the build stored nothing in the gha cache")
+	}
+	if !containsSubstring(entries, "gha-main") {
+		t.Errorf("no cache entry for scope gha-main: %q", entries)
+	}
+
+	prune(t)
+	r := withGHA(newAction(t, "push-feature", "e2e/gha", gh)).run(t).ok(t)
+	n, total := r.cached(t)
+	if total == 0 || n != total {
+		t.Errorf("%d of %d steps from cache, want all from main's gha cache:\n%s", n, total, r.log)
+	}
+	if !strings.Contains(r.summary, "type=gha,scope=gha-feature-login` then `type=gha,scope=gha-main") {
+		t.Errorf("summary does not show the gha hierarchy:\n%s", r.summary)
+	}
+	if strings.Contains(r.log, ghaCache.Token) {
+		t.Error("the runtime token appears in the log")
+	}
+}
+
+func containsSubstring(list []string, p string) bool {
+	for _, s := range list {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFailingBuild(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	a := newAction(t, "push-feature", "e2e/fail", gh)
+	a.env["INPUT_FILE"] = filepath.Join(appContext, "Dockerfile.fail")
+	a.env["INPUT_PLATFORMS"] = "linux/amd64"
+	r := a.run(t)
+	if r.code == 0 {
+		t.Fatalf("the action succeeded on a failing Dockerfile:\n%s", r.log)
+	}
+	for _, want := range []string{`RUN ["/app", "fail"]`, "gallery.go:12: undefined: Thumbnail", "error: the gallery does not compile"} {
+		if !strings.Contains(r.log, "::error::") || !strings.Contains(r.log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, r.log)
+		}
+		if !strings.Contains(r.summary, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, r.summary)
+		}
+	}
+	r.noLeftovers(t)
+}
+
+// denyingRegistry forwards reads to the real registry and refuses every
+// write as GHCR does for a token without write_package.
+func denyingRegistry(t *testing.T) string {
+	t.Helper()
+	target, _ := url.Parse("http://" + registryHost)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"errors":[{"code":"DENIED","message":"permission_denied: write_package"}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestPushDenied(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	host := denyingRegistry(t)
+	a := newAction(t, "push-main", "unused", gh)
+	a.env["INPUT_IMAGES"] = host + "/barde/denied"
+	a.env["INPUT_PLATFORMS"] = "linux/amd64"
+	r := a.run(t)
+	if r.code == 0 {
+		t.Fatalf("the action succeeded although the registry refused the push:\n%s", r.log)
+	}
+	for _, want := range []string{"permissions: packages: write", "Manage Actions access"} {
+		if !strings.Contains(r.log, want) || !strings.Contains(r.summary, want) {
+			t.Errorf("log or summary lacks %q:\nlog:\n%s\nsummary:\n%s", want, r.log, r.summary)
+		}
+	}
+	r.noLeftovers(t)
+}
+
+func TestCancellation(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	a := newAction(t, "push-feature", "e2e/cancel", gh)
+	a.env["INPUT_PLATFORMS"] = "linux/amd64"
+	a.env["INPUT_BUILD-ARGS"] = "SLEEP=120"
+	a.env["INPUT_FORCE-REBUILD"] = "true"
+	a.env["INPUT_PASSWORD"] = "registry-password-for-cancel"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := a.command(ctx)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder // written by the reader until readerDone
+	started, readerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		sc := bufio.NewScanner(pr)
+		once := false
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if !once && strings.Contains(sc.Text(), "sleeping 120s") {
+				once = true
+				close(started)
+			}
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		pw.Close()
+		<-readerDone
+		t.Fatalf("the build never reached its RUN step:\n%s", log.String())
+	}
+	// Credentials exist while the build runs.
+	if entries, _ := os.ReadDir(a.env["RUNNER_TEMP"]); len(entries) == 0 {
+		t.Error("RUNNER_TEMP is empty during the build: where are the credentials?")
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	took := time.Since(start)
+	pw.Close()
+	<-readerDone
+	r := a.result(t, log.String(), err)
+	if r.code == 0 {
+		t.Fatalf("the action exited 0 after SIGTERM:\n%s", r.log)
+	}
+	if took > 45*time.Second {
+		t.Errorf("the action took %s to stop after SIGTERM", took)
+	}
+	// The builder's state and the credentials lived in RUNNER_TEMP.
+	r.noLeftovers(t)
+}
