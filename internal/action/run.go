@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	for _, w := range done.result.Report.Warnings {
 		fields := map[string]string{"title": "build warning"}
 		if w.File != "" {
-			fields["file"] = w.File
+			fields["file"] = warningFile(cfg.Build, w.File)
 			if w.Line > 0 {
 				fields["line"] = strconv.Itoa(w.Line)
 			}
@@ -128,6 +129,20 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 		return errors.Join(buildErr, err)
 	}
 	return buildErr
+}
+
+// warningFile maps the file name BuildKit reports for a warning (the
+// Dockerfile's base name) to the path the workflow knows, so the annotation
+// lands on the file in the repository.
+func warningFile(b config.Build, reported string) string {
+	dockerfile := b.File
+	if dockerfile == "" {
+		dockerfile = filepath.Join(b.Context, "Dockerfile")
+	}
+	if filepath.Base(dockerfile) == reported {
+		return dockerfile
+	}
+	return reported
 }
 
 // rawInput reads inputs without trimming them, so a separator can be a space.

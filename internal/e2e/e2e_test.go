@@ -571,3 +571,78 @@ func TestCancellation(t *testing.T) {
 	// The builder's state and the credentials lived in RUNNER_TEMP.
 	r.noLeftovers(t)
 }
+
+func TestBuildWarningsBecomeAnnotations(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	a := newAction(t, "push-feature", "e2e/warn", gh)
+	a.env["INPUT_FILE"] = filepath.Join(appContext, "Dockerfile.warn")
+	a.env["INPUT_PLATFORMS"] = "linux/amd64"
+	r := a.run(t).ok(t)
+	file := a.env["INPUT_FILE"]
+	for _, want := range []string{
+		"::warning file=" + file + ",line=2,title=build warning::FromAsCasing",
+		"::warning file=" + file + ",line=6,title=build warning::LegacyKeyValueFormat",
+	} {
+		if !strings.Contains(r.log, want) {
+			t.Errorf("the log lacks the annotation %q:\n%s", want, r.log)
+		}
+	}
+	if !strings.Contains(r.summary, "**Build warnings**") {
+		t.Errorf("the summary lists no build warnings:\n%s", r.summary)
+	}
+}
+
+// basicAuthRegistry forwards to the real registry only requests that carry
+// the given credentials, and challenges the others as a registry with
+// basic auth does.
+func basicAuthRegistry(t *testing.T, user, pass string) string {
+	t.Helper()
+	target, _ := url.Parse("http://" + registryHost)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="phialo-e2e"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestLoginToRegistry(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	const password = "registry-s3cret-for-login"
+	host := basicAuthRegistry(t, "robot", password)
+	a := newAction(t, "push-main", "unused", gh)
+	a.env["INPUT_IMAGES"] = host + "/barde/login"
+	a.env["INPUT_PLATFORMS"] = "linux/amd64"
+	a.env["INPUT_USERNAME"] = "robot"
+	a.env["INPUT_PASSWORD"] = password
+	r := a.run(t).ok(t)
+	if strings.Count(r.log, password) != 1 || !strings.Contains(r.log, "::add-mask::"+password) {
+		t.Errorf("the password appears in the log other than in its ::add-mask:: command")
+	}
+	// The read-back of the pushed image authenticates too: the summary
+	// lists its platform.
+	if !strings.Contains(r.summary, "| linux/amd64 |") {
+		t.Errorf("the summary lacks the pushed platform:\n%s", r.summary)
+	}
+	r.noLeftovers(t)
+
+	t.Run("wrong password fails", func(t *testing.T) {
+		a := newAction(t, "push-main", "unused", gh)
+		a.env["INPUT_IMAGES"] = host + "/barde/login"
+		a.env["INPUT_PLATFORMS"] = "linux/amd64"
+		a.env["INPUT_USERNAME"] = "robot"
+		a.env["INPUT_PASSWORD"] = "wrong"
+		if r := a.run(t); r.code == 0 {
+			t.Errorf("the push succeeded with a wrong password:\n%s", r.log)
+		}
+	})
+}
