@@ -21,6 +21,7 @@ import (
 	"github.com/barde/phialo-image-action/internal/ghevent"
 	"github.com/barde/phialo-image-action/internal/meta"
 	"github.com/barde/phialo-image-action/internal/registry"
+	"github.com/barde/phialo-image-action/internal/report"
 )
 
 // binfmtImage installs QEMU emulators through a Docker daemon, as
@@ -102,10 +103,9 @@ func planBuild(cfg *config.Config, ev *ghevent.Context, res meta.Result, private
 
 // buildOutcome is what a finished (or failed) build reports.
 type buildOutcome struct {
-	result   buildx.Result
-	image    registry.Image
-	inspect  error
-	platform []string
+	result  buildx.Result
+	image   registry.Image
+	inspect error
 }
 
 // runBuild logs in, sets up the builder, builds and pushes, and reads the
@@ -142,6 +142,9 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 		return out, err
 	}
 	bx := &buildx.Buildx{Bin: bin, Env: buildxEnv(gha.Getenv, dockerConfig, work, b.Builder != "", p.secretEnv), Log: stdout}
+	if b.Builder == "" {
+		bx.ConfigDir = filepath.Join(work, "buildx")
+	}
 
 	gha.Group("Builder")
 	bl, err := bx.Setup(ctx, buildx.SetupOptions{
@@ -158,8 +161,14 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 		}
 	}()
 	if bl != nil {
-		fmt.Fprintf(stdout, "builder %s (platforms: %s)\n", bl.Name, strings.Join(bl.Platforms, ", "))
-		out.platform = bl.Platforms
+		fmt.Fprintf(stdout, "builder %s", bl.Name)
+		if bl.Driver != "" {
+			fmt.Fprintf(stdout, " (%s driver)", bl.Driver)
+		}
+		if len(bl.Platforms) > 0 {
+			fmt.Fprintf(stdout, ", platforms %s", strings.Join(bl.Platforms, ", "))
+		}
+		fmt.Fprintln(stdout)
 	}
 	gha.EndGroup()
 	if err != nil {
@@ -176,11 +185,19 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 		defer cancel()
 	}
 	gha.Group("Build")
+	report.Command(stdout, filepath.Base(bin), buildx.BuildArgs(opts))
 	out.result, err = bx.Build(bctx, opts)
 	gha.EndGroup()
 	if err != nil {
-		if bctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		switch {
+		case bctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
 			err = fmt.Errorf("build-timeout %s reached: %w", b.BuildTimeout, err)
+		case ctx.Err() == nil && bl.Platforms == nil:
+			// The platforms were not checked up front; a missing one is the
+			// likeliest cause and deserves the message that says what to do.
+			if missing, perr := bx.CheckPlatforms(ctx, bl, b.Platforms); missing != nil {
+				err = fmt.Errorf("%w\n%w", perr, err)
+			}
 		}
 		return out, err
 	}

@@ -81,7 +81,9 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	}
 	gha.Group("Plan")
 	report.Plan(stdout, res, facts)
-	report.Command(stdout, "buildx", buildx.BuildArgs(plan.opts))
+	if cfg.DryRun {
+		report.Command(stdout, "buildx", buildx.BuildArgs(plan.opts))
+	}
 	gha.EndGroup()
 	summary := report.Summary(res, facts)
 	if cfg.DryRun {

@@ -143,10 +143,11 @@ func (f *fakeBuildx) exec(_ context.Context, _ string, args, _ []string, stdout,
 
 func TestSetup(t *testing.T) {
 	t.Parallel()
-	t.Run("remote builder created and removed", func(t *testing.T) {
+	t.Run("remote builder is recorded without a process and left to the work directory", func(t *testing.T) {
 		t.Parallel()
 		f := &fakeBuildx{platforms: "linux/amd64, linux/arm64"}
-		b := &Buildx{Bin: "buildx", Exec: f.exec}
+		dir := t.TempDir()
+		b := &Buildx{Bin: "buildx", Exec: f.exec, ConfigDir: dir}
 		bl, err := b.Setup(context.Background(), SetupOptions{Endpoint: "unix:///s.sock", Name: "phialo-1", Platforms: []string{"linux/amd64", "linux/arm64"}})
 		if err != nil {
 			t.Fatal(err)
@@ -154,12 +155,21 @@ func TestSetup(t *testing.T) {
 		if err := b.Remove(bl); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"create --name phialo-1 --driver remote unix:///s.sock", "inspect --bootstrap --builder phialo-1", "rm --force phialo-1"}
-		if diff := cmp.Diff(want, f.calls); diff != "" {
-			t.Errorf("calls (-want +got):\n%s", diff)
+		if len(f.calls) != 0 {
+			t.Errorf("buildx was run: %q", f.calls)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "instances", "phialo-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The record buildx v0.38 writes for `buildx create --name phialo-1
+		// --driver remote unix:///s.sock`.
+		want := `{"Name":"phialo-1","Driver":"remote","Nodes":[{"Name":"phialo-10","Endpoint":"unix:///s.sock","Platforms":null,"DriverOpts":null,"Flags":null,"Files":null}],"Dynamic":false}`
+		if string(data) != want {
+			t.Errorf("builder record:\n got %s\nwant %s", data, want)
 		}
 	})
-	t.Run("existing builder is never removed", func(t *testing.T) {
+	t.Run("existing builder is used as it is and never removed", func(t *testing.T) {
 		t.Parallel()
 		f := &fakeBuildx{platforms: "linux/amd64"}
 		b := &Buildx{Bin: "buildx", Exec: f.exec}
@@ -170,28 +180,28 @@ func TestSetup(t *testing.T) {
 		if err := b.Remove(bl); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]string{"inspect --bootstrap --builder mine"}, f.calls); diff != "" {
-			t.Errorf("calls (-want +got):\n%s", diff)
+		if len(f.calls) != 0 {
+			t.Errorf("buildx was run: %q", f.calls)
 		}
 	})
-	t.Run("missing platform without QEMU fails and says what to do", func(t *testing.T) {
+	t.Run("missing platform is explained with what to do", func(t *testing.T) {
 		t.Parallel()
 		f := &fakeBuildx{platforms: "linux/amd64"}
 		b := &Buildx{Bin: "buildx", Exec: f.exec}
-		bl, err := b.Setup(context.Background(), SetupOptions{Endpoint: "tcp://b:1234", Name: "phialo-2", Platforms: []string{"linux/amd64", "linux/arm64"}})
-		if err == nil || !strings.Contains(err.Error(), `builder "phialo-2" does not support linux/arm64`) || !strings.Contains(err.Error(), "install QEMU emulators") {
-			t.Errorf("Setup error = %v", err)
+		missing, err := b.CheckPlatforms(context.Background(), &Builder{Name: "phialo-2"}, []string{"linux/amd64", "linux/arm64"})
+		if !cmp.Equal(missing, []string{"linux/arm64"}) {
+			t.Errorf("missing = %q", missing)
 		}
-		if bl == nil || !bl.Created {
-			t.Error("the created builder is not returned for removal")
+		if err == nil || !strings.Contains(err.Error(), `builder "phialo-2" does not support linux/arm64`) || !strings.Contains(err.Error(), "install QEMU emulators") {
+			t.Errorf("CheckPlatforms error = %v", err)
 		}
 	})
-	t.Run("docker-container builder installs QEMU for missing platforms", func(t *testing.T) {
+	t.Run("docker-container builder installs QEMU for missing platforms and is removed", func(t *testing.T) {
 		t.Parallel()
 		f := &fakeBuildx{platforms: "linux/amd64"}
 		b := &Buildx{Bin: "buildx", Exec: f.exec}
 		var installed []string
-		_, err := b.Setup(context.Background(), SetupOptions{Docker: true, Name: "phialo-3", Platforms: []string{"linux/amd64", "linux/arm64"},
+		bl, err := b.Setup(context.Background(), SetupOptions{Docker: true, Name: "phialo-3", Platforms: []string{"linux/amd64", "linux/arm64"},
 			InstallQEMU: func(_ context.Context, ps []string) error {
 				installed = ps
 				f.platforms = "linux/amd64, linux/arm64"
@@ -203,8 +213,29 @@ func TestSetup(t *testing.T) {
 		if !cmp.Equal(installed, []string{"linux/arm64"}) {
 			t.Errorf("QEMU installed for %q, want [linux/arm64]", installed)
 		}
-		if f.calls[0] != "create --name phialo-3 --driver docker-container --bootstrap" {
-			t.Errorf("first call = %q", f.calls[0])
+		if err := b.Remove(bl); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"create --name phialo-3 --driver docker-container --bootstrap",
+			"inspect --bootstrap --builder phialo-3",
+			"inspect --bootstrap --builder phialo-3",
+			"rm --force phialo-3",
+		}
+		if diff := cmp.Diff(want, f.calls); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("docker-container builder without QEMU installer fails", func(t *testing.T) {
+		t.Parallel()
+		f := &fakeBuildx{platforms: "linux/amd64"}
+		b := &Buildx{Bin: "buildx", Exec: f.exec}
+		bl, err := b.Setup(context.Background(), SetupOptions{Docker: true, Name: "phialo-4", Platforms: []string{"linux/arm64"}})
+		if err == nil || !strings.Contains(err.Error(), "does not support linux/arm64") {
+			t.Errorf("Setup error = %v", err)
+		}
+		if bl == nil || !bl.Created {
+			t.Error("the created builder is not returned for removal")
 		}
 	})
 	t.Run("no builder, no endpoint, no docker", func(t *testing.T) {

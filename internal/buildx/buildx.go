@@ -45,6 +45,9 @@ type Buildx struct {
 	Exec ExecFunc
 	// Log receives the readable build log.
 	Log io.Writer
+	// ConfigDir is the run's buildx state (BUILDX_CONFIG) where builders the
+	// run creates are recorded.
+	ConfigDir string
 }
 
 // FindBinary locates buildx: $BUILDX_BIN, else buildx on PATH, else the
@@ -89,9 +92,12 @@ func (b *Buildx) output(ctx context.Context, args ...string) (string, error) {
 // Builder is the builder a run uses.
 type Builder struct {
 	Name string
-	// Created is true when the run created it and must remove it.
+	// Driver is "remote" or "docker-container" for a builder the run
+	// created, "" for an existing one.
+	Driver string
+	// Created is true when the run created it.
 	Created bool
-	// Platforms are the platforms its nodes support.
+	// Platforms are the platforms its nodes support, when they were read.
 	Platforms []string
 }
 
@@ -114,42 +120,107 @@ type SetupOptions struct {
 	InstallQEMU func(ctx context.Context, platforms []string) error
 }
 
-// Setup returns a builder that supports every wanted platform, creating one
-// when no existing builder is named. On error, a builder that was created
-// is returned too, so the caller removes it.
+// Setup returns the builder to build with. An existing builder is used as
+// it is and a remote one is registered without starting a process: their
+// platforms are checked only when a build fails (CheckPlatforms), so a
+// build that works pays nothing for the check. A docker-container builder
+// is created, bootstrapped and given QEMU emulators for missing platforms
+// before the build. On error, a builder that was created is returned too,
+// so the caller removes it.
 func (b *Buildx) Setup(ctx context.Context, o SetupOptions) (*Builder, error) {
-	bl := &Builder{Name: o.Existing}
-	if bl.Name == "" {
-		if o.Endpoint == "" && !o.Docker {
-			return nil, errors.New("no builder: set buildkit-endpoint (unix:// or tcp:// address of a BuildKit daemon) or builder, or run where a Docker daemon is reachable")
+	switch {
+	case o.Existing != "":
+		return &Builder{Name: o.Existing}, nil
+	case o.Endpoint != "":
+		if err := b.registerRemote(o.Name, o.Endpoint); err != nil {
+			return nil, err
 		}
-		bl.Name = o.Name
-		if _, err := b.output(ctx, CreateArgs(o.Name, o.Endpoint)...); err != nil {
-			return nil, fmt.Errorf("creating builder %q: %w", o.Name, err)
-		}
-		bl.Created = true
+		return &Builder{Name: o.Name, Driver: "remote", Created: true}, nil
+	case !o.Docker:
+		return nil, errors.New("no builder: set buildkit-endpoint (unix:// or tcp:// address of a BuildKit daemon) or builder, or run where a Docker daemon is reachable")
 	}
-	var err error
-	if bl.Platforms, err = b.platforms(ctx, bl.Name); err != nil {
+	bl := &Builder{Name: o.Name, Driver: "docker-container"}
+	if _, err := b.output(ctx, CreateArgs(o.Name, "")...); err != nil {
+		return nil, fmt.Errorf("creating builder %q: %w", o.Name, err)
+	}
+	bl.Created = true
+	missing, err := b.CheckPlatforms(ctx, bl, o.Platforms)
+	if err == nil || missing == nil {
 		return bl, err
 	}
-	missing := missingPlatforms(o.Platforms, bl.Platforms)
-	if len(missing) == 0 {
-		return bl, nil
-	}
-	if o.InstallQEMU == nil || o.Existing != "" || o.Endpoint != "" {
-		return bl, fmt.Errorf("builder %q does not support %s (it supports %s): install QEMU emulators on the BuildKit host (binfmt_misc, for example docker run --privileged --rm tonistiigi/binfmt --install all), or build each platform on a native runner", bl.Name, strings.Join(missing, ", "), strings.Join(bl.Platforms, ", "))
+	if o.InstallQEMU == nil {
+		return bl, err
 	}
 	if err := o.InstallQEMU(ctx, missing); err != nil {
 		return bl, fmt.Errorf("installing QEMU emulators for %s through the Docker daemon: %w", strings.Join(missing, ", "), err)
 	}
-	if bl.Platforms, err = b.platforms(ctx, bl.Name); err != nil {
-		return bl, err
-	}
-	if still := missingPlatforms(o.Platforms, bl.Platforms); len(still) > 0 {
-		return bl, fmt.Errorf("builder %q still lacks %s after installing QEMU emulators (it supports %s)", bl.Name, strings.Join(still, ", "), strings.Join(bl.Platforms, ", "))
+	if _, err := b.CheckPlatforms(ctx, bl, o.Platforms); err != nil {
+		return bl, fmt.Errorf("after installing QEMU emulators: %w", err)
 	}
 	return bl, nil
+}
+
+// CheckPlatforms bootstraps the builder, reads its platforms, and returns
+// the wanted ones it lacks with an error that says what to do.
+func (b *Buildx) CheckPlatforms(ctx context.Context, bl *Builder, want []string) ([]string, error) {
+	var err error
+	if bl.Platforms, err = b.platforms(ctx, bl.Name); err != nil {
+		return nil, err
+	}
+	missing := missingPlatforms(want, bl.Platforms)
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	return missing, fmt.Errorf("builder %q does not support %s (it supports %s): install QEMU emulators on the BuildKit host (binfmt_misc, for example docker run --privileged --rm tonistiigi/binfmt --install all), or build each platform on a native runner", bl.Name, strings.Join(missing, ", "), strings.Join(bl.Platforms, ", "))
+}
+
+// registerRemote records a remote builder in the run's own buildx state,
+// as `buildx create --driver remote` would, without starting a process:
+// the file is buildx's node group record (instances/<name>).
+func (b *Buildx) registerRemote(name, endpoint string) error {
+	if b.ConfigDir == "" {
+		return errors.New("registering a remote builder: the run has no buildx config directory")
+	}
+	ng := nodeGroup{Name: name, Driver: "remote", Nodes: []node{{Name: name + "0", Endpoint: endpoint}}}
+	data, err := json.Marshal(ng)
+	if err != nil {
+		return fmt.Errorf("registering builder %q: %w", name, err)
+	}
+	dir := filepath.Join(b.ConfigDir, "instances")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("registering builder %q: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+		return fmt.Errorf("registering builder %q: %w", name, err)
+	}
+	// The activity record says the builder was just used, as after `buildx
+	// create`; without it buildx re-checks the builder on the first build,
+	// which costs a cached rebuild about a tenth of its time.
+	act := filepath.Join(b.ConfigDir, "activity")
+	if err := os.MkdirAll(act, 0o700); err != nil {
+		return fmt.Errorf("registering builder %q: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(act, name), []byte(time.Now().UTC().Format(time.RFC3339)), 0o600); err != nil {
+		return fmt.Errorf("registering builder %q: %w", name, err)
+	}
+	return nil
+}
+
+// nodeGroup and node are buildx's builder record (store.NodeGroup).
+type nodeGroup struct {
+	Name    string
+	Driver  string
+	Nodes   []node
+	Dynamic bool
+}
+
+type node struct {
+	Name       string
+	Endpoint   string
+	Platforms  []any
+	DriverOpts map[string]string
+	Flags      []string
+	Files      map[string][]byte
 }
 
 // platforms bootstraps a builder and reads the platforms of its nodes.
@@ -178,10 +249,13 @@ func parsePlatforms(out string) []string {
 	return ps
 }
 
-// Remove removes a builder the run created. It uses its own short
-// deadline, so it also runs after the run's context was cancelled.
+// Remove removes a docker-container builder the run created (its
+// container runs on the host). A remote builder is only a record in the
+// run's buildx state, which goes with the run's work directory. It uses its
+// own short deadline, so it also runs after the run's context was
+// cancelled.
 func (b *Buildx) Remove(bl *Builder) error {
-	if bl == nil || !bl.Created {
+	if bl == nil || !bl.Created || bl.Driver != "docker-container" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -646,3 +646,21 @@ func TestLoginToRegistry(t *testing.T) {
 		}
 	})
 }
+
+func TestMissingPlatformIsExplained(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	a := newAction(t, "push-feature", "e2e/platform", gh)
+	// The e2e BuildKit has QEMU for many platforms, but not this one.
+	a.env["INPUT_PLATFORMS"] = "linux/amd64,linux/mips64le"
+	r := a.run(t)
+	if r.code == 0 {
+		t.Fatalf("the action succeeded for a platform the builder lacks:\n%s", r.log)
+	}
+	for _, want := range []string{"does not support linux/mips64le", "install QEMU emulators on the BuildKit host"} {
+		if !strings.Contains(r.log, want) || !strings.Contains(r.summary, want) {
+			t.Errorf("log or summary lacks %q:\n%s\nsummary:\n%s", want, r.log, r.summary)
+		}
+	}
+	r.noLeftovers(t)
+}

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -159,20 +161,35 @@ func (r *Reader) Inspect(ctx context.Context, ref string) (Image, error) {
 		return Image{}, fmt.Errorf("reading index %q: %w", ref, err)
 	}
 	out.Annotations = im.Annotations
+	// The platform manifests are read concurrently: this runs after every
+	// build, and each read is a round trip to the registry.
+	var images []v1.Descriptor
 	for _, d := range im.Manifests {
 		if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
 			out.Attestations++
 			continue
 		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return Image{}, fmt.Errorf("reading %s of %q: %w", d.Digest, ref, err)
-		}
-		p, err := imagePlatform(img, d)
-		if err != nil {
-			return Image{}, fmt.Errorf("reading %s of %q: %w", d.Digest, ref, err)
-		}
-		out.Platforms = append(out.Platforms, p)
+		images = append(images, d)
+	}
+	out.Platforms = make([]Platform, len(images))
+	errs := make([]error, len(images))
+	var wg sync.WaitGroup
+	for i, d := range images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := idx.Image(d.Digest)
+			if err == nil {
+				out.Platforms[i], err = imagePlatform(img, d)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("reading %s of %q: %w", d.Digest, ref, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Image{}, err
 	}
 	return out, nil
 }
