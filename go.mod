@@ -15,6 +15,7 @@ require (
 	github.com/sirupsen/logrus v1.9.4
 	github.com/timshannon/bolthold v0.0.0-20240314194003-30aac6950928
 	go.etcd.io/bbolt v1.4.3
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sethvargo/go-githubactions"
+	"gopkg.in/yaml.v3"
 
 	"github.com/barde/phialo-image-action/internal/meta"
 )
@@ -79,5 +80,38 @@ func TestWriteOutputsUnwritableFile(t *testing.T) {
 	err := WriteOutputs(gha, &bytes.Buffer{}, []Output{{"version", "1"}})
 	if err == nil || !strings.Contains(err.Error(), "GITHUB_OUTPUT") {
 		t.Errorf("WriteOutputs = %v, want an error (not a panic) naming GITHUB_OUTPUT", err)
+	}
+}
+
+// TestOutputsDeclared checks that every output the action writes is
+// declared in action.yml, and every declared one is written.
+func TestOutputsDeclared(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Outputs map[string]any `yaml:"outputs"`
+	}
+	if err := yaml.Unmarshal(data, &action); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := MetaOutputs(meta.Result{}, Separators{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs = append(outs, BuildOutputs(Build{})...)
+	written := map[string]bool{}
+	for _, o := range outs {
+		written[o.Name] = true
+		if _, ok := action.Outputs[o.Name]; !ok {
+			t.Errorf("output %q is written but not declared in action.yml", o.Name)
+		}
+	}
+	for name := range action.Outputs {
+		if !written[name] {
+			t.Errorf("output %q is declared in action.yml but never written", name)
+		}
 	}
 }
