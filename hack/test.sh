@@ -43,3 +43,4 @@ go test -race -count=1 -timeout 30m ./...
 echo "== fuzz (${FUZZTIME:=10s} per target)"
 go test -run='^$' -fuzz='^FuzzParseRule$' -fuzztime="$FUZZTIME" ./internal/meta
 go test -run='^$' -fuzz='^FuzzDecode$' -fuzztime="$FUZZTIME" ./internal/ghevent
+go test -run='^$' -fuzz='^FuzzReadProgress$' -fuzztime="$FUZZTIME" ./internal/buildx
