@@ -3,6 +3,7 @@ package action
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -144,6 +145,7 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 	bx := &buildx.Buildx{Bin: bin, Env: buildxEnv(gha.Getenv, dockerConfig, work, b.Builder != "", p.secretEnv), Log: stdout}
 	if b.Builder == "" {
 		bx.ConfigDir = filepath.Join(work, "buildx")
+		bx.NodeID = nodeID(ev)
 	}
 
 	gha.Group("Builder")
@@ -184,6 +186,29 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 		bctx, cancel = context.WithTimeout(ctx, b.BuildTimeout)
 		defer cancel()
 	}
+	// The pushed image is read back for the summary as soon as its first
+	// tag is in the registry, while buildx pushes the others.
+	reader := registry.NewReader(logins)
+	type readBack struct {
+		digest string
+		image  registry.Image
+		err    error
+	}
+	early := make(chan readBack, 1)
+	earlyStarted := false // set by the progress reader, which Build waits for
+	if cfg.Push && image != "" {
+		bx.Pushed = func(ref string) {
+			_, digest, ok := strings.Cut(ref, "@")
+			if !ok {
+				return
+			}
+			earlyStarted = true
+			go func() {
+				img, err := reader.Inspect(ctx, image+"@"+digest)
+				early <- readBack{digest, img, err}
+			}()
+		}
+	}
 	gha.Group("Build")
 	report.Command(stdout, filepath.Base(bin), buildx.BuildArgs(opts))
 	out.result, err = bx.Build(bctx, opts)
@@ -201,9 +226,17 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 		}
 		return out, err
 	}
-	if cfg.Push && out.result.Metadata.Digest != "" && image != "" {
-		out.image, out.inspect = registry.NewReader(logins).Inspect(ctx, image+"@"+out.result.Metadata.Digest)
+	digest := out.result.Metadata.Digest
+	if !cfg.Push || digest == "" || image == "" {
+		return out, nil
 	}
+	if earlyStarted {
+		if rb := <-early; rb.digest == digest {
+			out.image, out.inspect = rb.image, rb.err
+			return out, nil
+		}
+	}
+	out.image, out.inspect = reader.Inspect(ctx, image+"@"+digest)
 	return out, nil
 }
 
@@ -280,6 +313,16 @@ func qemuInstaller(getenv func(string) string, env []string, log io.Writer) func
 		}
 		return buildx.Exec(ctx, docker, []string{"run", "--privileged", "--rm", binfmtImage, "--install", strings.Join(arches, ",")}, env, log, log)
 	}
+}
+
+// nodeID is the run's buildx client identity: the same for runs of one
+// repository and workspace on one machine, as if buildx kept its state
+// there, so a long-lived BuildKit reuses the build context it received
+// before; different on every other machine.
+func nodeID(ev *ghevent.Context) string {
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte("phialo-image-action\x00" + host + "\x00" + ev.Repository + "\x00" + ev.Workspace))
+	return hex.EncodeToString(sum[:8])
 }
 
 // builderName is unique per run, so parallel jobs on one daemon never share

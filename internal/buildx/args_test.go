@@ -260,3 +260,19 @@ func TestDenied(t *testing.T) {
 		}
 	}
 }
+
+func TestReadProgressReportsFirstPush(t *testing.T) {
+	t.Parallel()
+	stream := `{"vertexes":[{"digest":"sha256:v1","name":"exporting to image","started":"2026-01-01T00:00:00Z"}]}
+{"statuses":[{"id":"pushing manifest for r/app:latest@sha256:abc","vertex":"sha256:v1","started":"2026-01-01T00:00:00Z"}]}
+{"statuses":[{"id":"pushing manifest for r/app:latest@sha256:abc","vertex":"sha256:v1","started":"2026-01-01T00:00:00Z","completed":"2026-01-01T00:00:01Z"}]}
+{"statuses":[{"id":"pushing manifest for r/app:v1@sha256:abc","vertex":"sha256:v1","started":"2026-01-01T00:00:01Z","completed":"2026-01-01T00:00:02Z"}]}
+`
+	var got []string
+	if _, err := readProgress(strings.NewReader(stream), io.Discard, func(ref string) { got = append(got, ref) }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"r/app:latest@sha256:abc"}, got); diff != "" {
+		t.Errorf("pushed (-want +got):\n%s", diff)
+	}
+}

@@ -48,6 +48,15 @@ type Buildx struct {
 	// ConfigDir is the run's buildx state (BUILDX_CONFIG) where builders the
 	// run creates are recorded.
 	ConfigDir string
+	// Pushed, when set, is called once with the first manifest a build has
+	// pushed (image:tag@sha256:...), while buildx may still push more tags.
+	Pushed func(ref string)
+	// NodeID, when set, is the client identity buildx presents to BuildKit
+	// (.buildNodeID in ConfigDir). BuildKit keys the build context it keeps
+	// from earlier transfers by it: a stable one lets a long-lived BuildKit
+	// send only what changed, as it does for a machine that keeps its buildx
+	// state.
+	NodeID string
 }
 
 // FindBinary locates buildx: $BUILDX_BIN, else buildx on PATH, else the
@@ -128,6 +137,14 @@ type SetupOptions struct {
 // before the build. On error, a builder that was created is returned too,
 // so the caller removes it.
 func (b *Buildx) Setup(ctx context.Context, o SetupOptions) (*Builder, error) {
+	if b.NodeID != "" && b.ConfigDir != "" {
+		if err := os.MkdirAll(b.ConfigDir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating buildx state %q: %w", b.ConfigDir, err)
+		}
+		if err := os.WriteFile(filepath.Join(b.ConfigDir, ".buildNodeID"), []byte(b.NodeID), 0o600); err != nil {
+			return nil, fmt.Errorf("writing buildx node identity: %w", err)
+		}
+	}
 	switch {
 	case o.Existing != "":
 		return &Builder{Name: o.Existing}, nil
@@ -351,7 +368,7 @@ func (b *Buildx) Build(ctx context.Context, o BuildOptions) (Result, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rep, readErr = ReadProgress(pr, tail)
+		rep, readErr = readProgress(pr, tail, b.Pushed)
 		_, _ = io.Copy(io.Discard, pr)
 	}()
 	err := b.exec(ctx, BuildArgs(o), tail, pw)

@@ -207,6 +207,9 @@ type progressReader struct {
 	pending  []*progressVtx
 	warnings []Warning
 	warnSeen map[string]bool
+	// pushed, when set, hears of the first manifest pushed (image:tag@digest).
+	pushed     func(ref string)
+	pushedSeen bool
 }
 
 // ReadProgress consumes a `buildx build --progress=rawjson` stream (one
@@ -219,6 +222,14 @@ type progressReader struct {
 // returns what the stream said; the error is a read error, or the first
 // write error on w (reading then goes on, so the report is whole).
 func ReadProgress(r io.Reader, w io.Writer) (Report, error) {
+	return readProgress(r, w, nil)
+}
+
+// readProgress is ReadProgress that also calls pushed, once, with the
+// reference of the first manifest the build pushed, as soon as the stream
+// says it is done: from then on the image can be read from the registry
+// while buildx pushes the other tags.
+func readProgress(r io.Reader, w io.Writer, pushed func(ref string)) (Report, error) {
 	if w == nil {
 		w = io.Discard
 	}
@@ -226,6 +237,7 @@ func ReadProgress(r io.Reader, w io.Writer) (Report, error) {
 		w:        w,
 		vertexes: map[string]*progressVtx{},
 		warnSeen: map[string]bool{},
+		pushed:   pushed,
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var readErr error
@@ -488,6 +500,10 @@ func (p *progressReader) status(s *progressVertexStat) {
 		vx.statusDone = map[string]bool{}
 	}
 	vx.statusDone[key] = true
+	if ref, ok := strings.CutPrefix(s.ID, "pushing manifest for "); ok && p.pushed != nil && !p.pushedSeen {
+		p.pushedSeen = true
+		p.pushed(strings.TrimSpace(ref))
+	}
 	p.header(vx)
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%d %s", vx.index, s.ID)

@@ -15,10 +15,11 @@
 package cache
 
 import (
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/barde/phialo-image-action/internal/meta"
 )
 
 // Kinds of cache the `cache` input lists.
@@ -62,11 +63,9 @@ type Plan struct {
 	BuildArgs []string
 }
 
-var unsafeScope = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
 // scope is the gha scope of a branch (or pr-N).
 func (r Request) scope(key string) string {
-	return unsafeScope.ReplaceAllString(r.Scope+"-"+key, "-")
+	return meta.Sanitize(r.Scope + "-" + key)
 }
 
 func (r Request) has(kind string) bool { return slices.Contains(r.Kinds, kind) }

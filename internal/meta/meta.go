@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -82,13 +83,41 @@ type Result struct {
 // MaxTagLength is the longest tag a registry accepts.
 const MaxTagLength = 128
 
-var (
-	invalidTagChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
-	validTag        = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-)
+// tagChar reports whether a tag may hold c: [A-Za-z0-9_.-].
+func tagChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
 
 // Sanitize replaces each run of characters a tag may not hold with one '-'.
-func Sanitize(tag string) string { return invalidTagChars.ReplaceAllString(tag, "-") }
+func Sanitize(tag string) string {
+	var b strings.Builder
+	b.Grow(len(tag))
+	run := false
+	for i := 0; i < len(tag); i++ {
+		if c := tag[i]; tagChar(c) {
+			b.WriteByte(c)
+			run = false
+		} else if !run {
+			b.WriteByte('-')
+			run = true
+		}
+	}
+	return b.String()
+}
+
+// ValidTag reports whether a registry accepts tag: [A-Za-z0-9_] then up to
+// 127 of [A-Za-z0-9_.-].
+func ValidTag(tag string) bool {
+	if tag == "" || len(tag) > MaxTagLength || tag[0] == '.' || tag[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		if !tagChar(tag[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 // version accumulates what the rules yield.
 type version struct {
@@ -392,7 +421,7 @@ func (e *engine) checkTag(rule Rule, tag string) (string, bool) {
 		e.warnf(`input "tags", line %q: tag %q is longer than %d characters; shortened to %q`, rule.Line, tag, MaxTagLength, short)
 		tag = short
 	}
-	if !validTag.MatchString(tag) {
+	if !ValidTag(tag) {
 		e.warnf(`input "tags", line %q: tag %q dropped: not a valid tag`, rule.Line, tag)
 		return "", false
 	}
@@ -419,7 +448,7 @@ func (e *engine) tagNames(latest bool) []string {
 			l += f.Suffix
 		}
 		if l, err := e.r.render(l, nil); err == nil {
-			if l = Sanitize(l); validTag.MatchString(l) && !slices.Contains(names, l) {
+			if l = Sanitize(l); ValidTag(l) && !slices.Contains(names, l) {
 				names = append(names, l)
 			}
 		}
@@ -497,14 +526,16 @@ func (e *engine) pairs(input string, base, custom []string) ([]string, error) {
 
 // annotationLevel matches a buildx level prefix such as "index:" or
 // "manifest[linux/amd64]:" at the start of an annotation.
-var annotationLevel = regexp.MustCompile(`^((manifest|index|manifest-descriptor|index-descriptor)(\[[^\]]*\])?,?)+:`)
+var annotationLevel = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^((manifest|index|manifest-descriptor|index-descriptor)(\[[^\]]*\])?,?)+:`)
+})
 
 // annotations writes every annotation once per level. A custom annotation
 // that names its own level (index:key=value) is written for that level only.
 func (e *engine) annotations(base []string) ([]string, error) {
 	var plain, leveled []string
 	for _, a := range e.in.Annotations {
-		if annotationLevel.MatchString(a) {
+		if annotationLevel().MatchString(a) {
 			leveled = append(leveled, a)
 		} else {
 			plain = append(plain, a)

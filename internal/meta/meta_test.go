@@ -266,7 +266,7 @@ func TestWarnings(t *testing.T) {
 				}
 			}
 			for _, tag := range res.TagNames {
-				if len(tag) > MaxTagLength || !validTag.MatchString(tag) {
+				if len(tag) > MaxTagLength || !ValidTag(tag) {
 					t.Errorf("invalid tag %q emitted", tag)
 				}
 			}
@@ -420,6 +420,25 @@ func BenchmarkDeriveDefaults(b *testing.B) {
 	for b.Loop() {
 		if _, err := Derive(in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestSanitizeAndValidTag(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"feature/login": "feature-login", "a//b": "a-b", "ü": "-", "v1.2.3_x-y": "v1.2.3_x-y", "a b\tc": "a-b-c", "": "",
+	} {
+		if got := Sanitize(in); got != want {
+			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for tag, want := range map[string]bool{
+		"latest": true, "_x": true, "1.2": true, strings.Repeat("a", 128): true,
+		strings.Repeat("a", 129): false, "": false, "-x": false, ".x": false, "a/b": false, "a:b": false,
+	} {
+		if got := ValidTag(tag); got != want {
+			t.Errorf("ValidTag(%q) = %v, want %v", tag, got, want)
 		}
 	}
 }

@@ -183,7 +183,7 @@ func FuzzParseRule(f *testing.F) {
 				continue
 			}
 			for _, tag := range res.TagNames {
-				if !validTag.MatchString(tag) {
+				if !ValidTag(tag) {
 					t.Fatalf("rule %q on %s emitted invalid tag %q", line, ref, tag)
 				}
 			}

@@ -43,7 +43,7 @@ func BuildOutputs(b Build) []Output {
 		{"imageid", imageID},
 		{"image", image},
 		{"metadata", metadata},
-		{"build-time", fmt.Sprintf("%.1f", b.Result.Duration.Seconds())},
+		{"build-time", fmt.Sprintf("%.3f", b.Result.Duration.Seconds())},
 	}
 }
 
