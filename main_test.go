@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"os"
@@ -59,28 +58,6 @@ func runBinary(t *testing.T, env map[string]string) (string, int) {
 	return "", -1
 }
 
-func readOutputs(t *testing.T, path string) map[string]string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading GITHUB_OUTPUT: %v", err)
-	}
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		name, delim, ok := strings.Cut(sc.Text(), "<<")
-		if !ok {
-			t.Fatalf("GITHUB_OUTPUT line %q is not name<<delimiter", sc.Text())
-		}
-		var lines []string
-		for sc.Scan() && sc.Text() != delim {
-			lines = append(lines, sc.Text())
-		}
-		out[name] = strings.Join(lines, "\n")
-	}
-	return out
-}
-
 func runnerEnv(t *testing.T, apiURL string) map[string]string {
 	dir := t.TempDir()
 	return map[string]string{
@@ -109,7 +86,7 @@ func TestBinaryAsRunner(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d\n%s", code, log)
 	}
-	outs := readOutputs(t, env["GITHUB_OUTPUT"])
+	outs := testutil.ReadOutputs(t, env["GITHUB_OUTPUT"])
 	var tags []string
 	for _, img := range []string{"ghcr.io/barde/phialoastro", "docker.io/barde/phialoastro"} {
 		for _, tag := range []string{"v1.2.3", "1.2", "1", "20240628", "main-abc1234", "sha-abc1234567890abcdef1234567890abcdef12345", "latest"} {

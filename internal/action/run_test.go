@@ -1,7 +1,6 @@
 package action
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -66,29 +65,6 @@ func run(t *testing.T, env map[string]string) (string, error) {
 	return log.String(), err
 }
 
-// parseOutputs reads a GITHUB_OUTPUT file written in the heredoc form.
-func parseOutputs(t *testing.T, path string) map[string]string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading GITHUB_OUTPUT: %v", err)
-	}
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		name, delim, ok := strings.Cut(sc.Text(), "<<")
-		if !ok {
-			t.Fatalf("GITHUB_OUTPUT line %q is not name<<delimiter", sc.Text())
-		}
-		var lines []string
-		for sc.Scan() && sc.Text() != delim {
-			lines = append(lines, sc.Text())
-		}
-		out[name] = strings.Join(lines, "\n")
-	}
-	return out
-}
-
 func TestGoldenEvents(t *testing.T) {
 	fixtures, err := filepath.Glob(filepath.Join(eventsDir, "*.env"))
 	if err != nil || len(fixtures) < 10 {
@@ -104,7 +80,7 @@ func TestGoldenEvents(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v\nlog:\n%s", err, log)
 			}
-			outs := parseOutputs(t, env["GITHUB_OUTPUT"])
+			outs := testutil.ReadOutputs(t, env["GITHUB_OUTPUT"])
 			var b strings.Builder
 			for _, k := range []string{"version", "tags", "tag-names", "labels", "annotations", "json"} {
 				fmt.Fprintf(&b, "== output %s\n%s\n", k, outs[k])
@@ -129,28 +105,8 @@ func TestGoldenEvents(t *testing.T) {
 			if diff := cmp.Diff(strings.Split(outs["tags"], "\n"), j.Tags); outs["tags"] != "" && diff != "" {
 				t.Errorf("json tags and tags output differ (-tags +json):\n%s", diff)
 			}
-			golden(t, filepath.Join("testdata", "golden", name+".golden"), got)
+			testutil.Golden(t, filepath.Join("testdata", "golden", name+".golden"), got, *update)
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run go test ./internal/action -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
 	}
 }
 
@@ -162,7 +118,7 @@ func TestRepositoryFromAPI(t *testing.T) {
 	if log, err := run(t, env); err != nil {
 		t.Fatalf("Run: %v\n%s", err, log)
 	}
-	labels := parseOutputs(t, env["GITHUB_OUTPUT"])["labels"]
+	labels := testutil.ReadOutputs(t, env["GITHUB_OUTPUT"])["labels"]
 	for _, want := range []string{
 		"org.opencontainers.image.description=Phialo Design: handmade jewellery, the website",
 		"org.opencontainers.image.licenses=MIT",
@@ -186,7 +142,7 @@ func TestCommitDateFromAPI(t *testing.T) {
 	if log, err := run(t, env); err != nil {
 		t.Fatalf("Run: %v\n%s", err, log)
 	}
-	if got := parseOutputs(t, env["GITHUB_OUTPUT"])["version"]; got != "20240621-0930" {
+	if got := testutil.ReadOutputs(t, env["GITHUB_OUTPUT"])["version"]; got != "20240621-0930" {
 		t.Errorf("version = %q, want the committer date 20240621-0930", got)
 	}
 	want := []string{
@@ -209,7 +165,7 @@ func TestAPIRefusedFallsBackToPayload(t *testing.T) {
 	if !strings.Contains(log, "::warning::GitHub API: getting repository \"barde/phialoastro\"") || !strings.Contains(log, "403") {
 		t.Errorf("no warning about the refused API call in the log:\n%s", log)
 	}
-	labels := parseOutputs(t, env["GITHUB_OUTPUT"])["labels"]
+	labels := testutil.ReadOutputs(t, env["GITHUB_OUTPUT"])["labels"]
 	if !strings.Contains(labels, "org.opencontainers.image.description=Astro site of the Phialo jewellery studio") {
 		t.Errorf("labels do not describe the repository from the payload:\n%s", labels)
 	}
@@ -224,7 +180,7 @@ func TestAPIUnreachableFallsBackToPayload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, log)
 	}
-	outs := parseOutputs(t, env["GITHUB_OUTPUT"])
+	outs := testutil.ReadOutputs(t, env["GITHUB_OUTPUT"])
 	if !strings.Contains(outs["labels"], "org.opencontainers.image.licenses=MIT") || outs["version"] != "v1.2.3" {
 		t.Errorf("outputs without the API: version %q, labels:\n%s", outs["version"], outs["labels"])
 	}
@@ -276,7 +232,7 @@ func TestNoEventFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, log)
 	}
-	if got := parseOutputs(t, env["GITHUB_OUTPUT"])["tag-names"]; got != "feature-login\nfeature-login-abc1234\nsha-abc1234567890abcdef1234567890abcdef12345" {
+	if got := testutil.ReadOutputs(t, env["GITHUB_OUTPUT"])["tag-names"]; got != "feature-login\nfeature-login-abc1234\nsha-abc1234567890abcdef1234567890abcdef12345" {
 		t.Errorf("tag-names = %q", got)
 	}
 }

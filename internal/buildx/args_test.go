@@ -11,29 +11,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/barde/phialo-image-action/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (go test ./internal/buildx -update creates it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
-}
 
 func TestBuildArgsGolden(t *testing.T) {
 	t.Parallel()
@@ -86,7 +68,7 @@ func TestBuildArgsGolden(t *testing.T) {
 					t.Errorf("a secret value is in argv: %q", a)
 				}
 			}
-			golden(t, filepath.Join("testdata", "args", name+".golden"), strings.Join(args, "\n")+"\n")
+			testutil.Golden(t, filepath.Join("testdata", "args", name+".golden"), strings.Join(args, "\n")+"\n", *update)
 		})
 	}
 }
@@ -95,7 +77,7 @@ func TestCreateArgs(t *testing.T) {
 	t.Parallel()
 	got := strings.Join(CreateArgs("phialo-1", "unix:///run/buildkit/buildkitd.sock"), "\n") + "\n---\n" +
 		strings.Join(CreateArgs("phialo-2", ""), "\n") + "\n"
-	golden(t, filepath.Join("testdata", "args", "create.golden"), got)
+	testutil.Golden(t, filepath.Join("testdata", "args", "create.golden"), got, *update)
 }
 
 func TestParsePlatforms(t *testing.T) {

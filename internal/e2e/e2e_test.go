@@ -180,20 +180,8 @@ func (a *action) result(t *testing.T, log string, err error) result {
 	case err != nil:
 		t.Fatalf("running the action: %v", err)
 	}
-	if data, err := os.ReadFile(a.env["GITHUB_OUTPUT"]); err == nil {
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			name, delim, ok := strings.Cut(sc.Text(), "<<")
-			if !ok {
-				t.Fatalf("GITHUB_OUTPUT line %q is not name<<delimiter", sc.Text())
-			}
-			var lines []string
-			for sc.Scan() && sc.Text() != delim {
-				lines = append(lines, sc.Text())
-			}
-			r.outputs[name] = strings.Join(lines, "\n")
-		}
+	if _, err := os.Stat(a.env["GITHUB_OUTPUT"]); err == nil {
+		r.outputs = testutil.ReadOutputs(t, a.env["GITHUB_OUTPUT"])
 	}
 	if data, err := os.ReadFile(a.env["GITHUB_STEP_SUMMARY"]); err == nil {
 		r.summary = string(data)
