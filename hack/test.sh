@@ -33,7 +33,7 @@ hack/e2e/install.sh buildkit buildx
 # shellcheck source=hack/e2e/env.sh
 . hack/e2e/env.sh
 state=$(mktemp -d /tmp/phialo-e2e.XXXXXX)
-trap 'hack/e2e/down.sh "$state" || true; rm -rf "$state"' EXIT
+trap 'hack/e2e/down.sh "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
 hack/e2e/up.sh "$state"
 export PHIALO_E2E_ENV=$state/env
 
