@@ -7,9 +7,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/phialo-image-action .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ . ./cmd/phialo-sbom
 
 FROM ${BASE_IMAGE}
-COPY --from=build /out/phialo-image-action /usr/local/bin/phialo-image-action
+COPY --from=build /out/phialo-image-action /out/phialo-sbom /usr/local/bin/
 USER 0
 ENTRYPOINT ["/usr/local/bin/phialo-image-action"]

@@ -9,7 +9,10 @@
 #   ./hack/run-local.sh [EVENT] [INPUT_NAME=value ...]
 #
 # EVENT is a fixture of testdata/events (default push-main). Extra
-# arguments are added to the environment, e.g. INPUT_DRY-RUN=true.
+# arguments are added to the environment, e.g. INPUT_DRY-RUN=true. SBOMs
+# are written; the vulnerability scan is off, since Trivy's database cannot
+# be downloaded here (INPUT_SCAN=true with INPUT_TRIVY-CACHE-DIR=DIR scans
+# against a database in DIR).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 event=${1:-push-main}
@@ -29,6 +32,7 @@ hack/e2e/up.sh "$work/services" >/dev/null
 # shellcheck source=/dev/null
 . "$work/services/env"
 CGO_ENABLED=0 go build -trimpath -o "$work/phialo-image-action" .
+CGO_ENABLED=0 go build -trimpath -o "$work/phialo-sbom" ./cmd/phialo-sbom
 testdata/app/build.sh "$work/app"
 mkdir "$work/runner"
 
@@ -43,12 +47,17 @@ env -i PATH="$PATH" HOME="$HOME" $(cat "testdata/events/$event.env") \
   INPUT_CONTEXT="$work/app" \
   INPUT_BUILDKIT-ENDPOINT="$BUILDKIT_HOST" \
   INPUT_CACHE=registry \
+  GITHUB_WORKSPACE="$work/workspace" \
+  INPUT_SCAN=false INPUT_UPLOAD-SARIF=false \
   "$@" \
   "$work/phialo-image-action"
 
 echo
 echo "== GITHUB_OUTPUT"
 cat "$work/output"
+echo
+echo "== SBOM files"
+ls -l "$work/workspace/sbom" 2>/dev/null || true
 echo
 echo "== GITHUB_STEP_SUMMARY"
 cat "$work/summary"

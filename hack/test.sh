@@ -29,7 +29,7 @@ echo "== actionlint"
 actionlint
 
 echo "== end-to-end services"
-hack/e2e/install.sh buildkit buildx
+hack/e2e/install.sh buildkit buildx trivy
 # shellcheck source=hack/e2e/env.sh
 . hack/e2e/env.sh
 state=$(mktemp -d /tmp/phialo-e2e.XXXXXX)

@@ -109,35 +109,49 @@ type buildOutcome struct {
 	inspect error
 }
 
-// runBuild logs in, sets up the builder, builds and pushes, and reads the
-// pushed image back. Credentials, the builder it created and every
-// temporary file are removed before it returns, also on failure and on
-// cancellation.
-func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, cfg *config.Config, ev *ghevent.Context, p buildPlan, image string) (out buildOutcome, err error) {
-	b := cfg.Build
+// session is what the steps of one run share: a work directory under
+// RUNNER_TEMP and the Docker config with the run's credentials in it. Both
+// are removed when the run ends, also on failure and on cancellation.
+type session struct {
+	work         string
+	dockerConfig string
+	logins       []registry.Login
+}
+
+func newSession(gha *githubactions.Action, b config.Build) (*session, error) {
 	parent := gha.Getenv("RUNNER_TEMP")
 	if parent == "" {
 		parent = os.TempDir()
 	}
 	work, err := os.MkdirTemp(parent, "phialo-image-action-")
 	if err != nil {
-		return out, fmt.Errorf("creating a work directory under %q: %w", parent, err)
+		return nil, fmt.Errorf("creating a work directory under %q: %w", parent, err)
 	}
-	defer func() {
-		if rmErr := os.RemoveAll(work); rmErr != nil {
-			err = errors.Join(err, fmt.Errorf("removing %q: %w", work, rmErr))
-		}
-	}()
-
-	var logins []registry.Login
+	s := &session{work: work}
 	if b.Password != "" {
 		gha.AddMask(b.Password)
-		logins = append(logins, registry.Login{Registry: b.Registry, Username: b.Username, Password: b.Password})
+		s.logins = append(s.logins, registry.Login{Registry: b.Registry, Username: b.Username, Password: b.Password})
 	}
-	dockerConfig, err := registry.NewDockerConfig(work, logins)
-	if err != nil {
-		return out, err
+	if s.dockerConfig, err = registry.NewDockerConfig(work, s.logins); err != nil {
+		os.RemoveAll(work)
+		return nil, err
 	}
+	return s, nil
+}
+
+func (s *session) close() error {
+	if err := os.RemoveAll(s.work); err != nil {
+		return fmt.Errorf("removing %q: %w", s.work, err)
+	}
+	return nil
+}
+
+// runBuild sets up the builder, builds and pushes, and reads the pushed
+// image back. The builder it created is removed before it returns, also
+// on failure and on cancellation.
+func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, cfg *config.Config, ev *ghevent.Context, p buildPlan, image string, s *session) (out buildOutcome, err error) {
+	b := cfg.Build
+	work, dockerConfig := s.work, s.dockerConfig
 	bin, err := buildx.FindBinary(gha.Getenv)
 	if err != nil {
 		return out, err
@@ -188,7 +202,7 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 	}
 	// The pushed image is read back for the summary as soon as its first
 	// tag is in the registry, while buildx pushes the others.
-	reader := registry.NewReader(logins)
+	reader := registry.NewReader(s.logins)
 	type readBack struct {
 		digest string
 		image  registry.Image

@@ -97,7 +97,16 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	if len(res.Images) > 0 {
 		image = res.Images[0]
 	}
-	done, buildErr := runBuild(ctx, gha, stdout, cfg, ev, plan, image)
+	sess, err := newSession(gha, cfg.Build)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := sess.close(); cerr != nil {
+			gha.Warningf("%v", cerr)
+		}
+	}()
+	done, buildErr := runBuild(ctx, gha, stdout, cfg, ev, plan, image, sess)
 	for _, w := range done.result.Report.Warnings {
 		fields := map[string]string{"title": "build warning"}
 		if w.File != "" {
@@ -121,16 +130,25 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 		ForceReason: cfg.Build.ForceRebuildReason,
 		Err:         buildErr,
 	}
+	supply := report.Supply{Severities: report.SortSeverities(cfg.Supply.ScanSeverities)}
 	if buildErr == nil {
 		outs = append(outs, report.BuildOutputs(bs)...)
+		if cfg.Push && done.inspect == nil {
+			supply = runSupplyChain(ctx, gha, stdout, cfg, ev, api, image, done.image, sess)
+			supply.Severities = report.SortSeverities(cfg.Supply.ScanSeverities)
+		}
 	}
+	outs = append(outs, report.SupplyOutputs(supply)...)
 	if err := report.WriteOutputs(gha, stdout, outs); err != nil {
 		return errors.Join(buildErr, err)
 	}
-	if err := report.WriteSummary(gha, summary+report.BuildSummary(bs)); err != nil {
+	if err := report.WriteSummary(gha, summary+report.BuildSummary(bs)+report.SupplySummary(supply)); err != nil {
 		return errors.Join(buildErr, err)
 	}
-	return buildErr
+	if buildErr != nil {
+		return buildErr
+	}
+	return failOn(cfg.Supply.ScanFailOn, supply.Scans)
 }
 
 // warningFile maps the file name BuildKit reports for a warning (the

@@ -166,3 +166,45 @@ func TestLoadBuildBadInputs(t *testing.T) {
 		t.Errorf("a secret's value is in the error:\n%s", msg)
 	}
 }
+
+func TestLoadSupply(t *testing.T) {
+	t.Parallel()
+	ev := loadEvent(t, "push-main")
+	ev.Workspace = "/github/workspace"
+	got, err := config.Load(fake(map[string]string{
+		"sbom-format":         "cyclonedx-json, SPDX-JSON",
+		"sbom-dir":            "out/sbom",
+		"scan-severity":       "critical,medium",
+		"scan-fail-on":        "High",
+		"trivy-cache-dir":     ".trivy",
+		"trivy-db-repository": "ghcr.io/mirror/trivy-db:2",
+		"sarif-dir":           "/tmp/sarif",
+		"upload-sarif":        "false",
+		"dependency-snapshot": "true",
+	}), fake(nil), ev)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := config.Supply{
+		SBOM:               true,
+		SBOMFormats:        []string{"cyclonedx-json", "spdx-json"},
+		SBOMDir:            "/github/workspace/out/sbom",
+		DependencySnapshot: true,
+		Scan:               true,
+		ScanSeverities:     []string{"CRITICAL", "MEDIUM"},
+		ScanFailOn:         "high",
+		TrivyDBRepository:  "ghcr.io/mirror/trivy-db:2",
+		TrivyCacheDir:      "/github/workspace/.trivy",
+		SARIFDir:           "/tmp/sarif",
+	}
+	if diff := cmp.Diff(want, got.Supply); diff != "" {
+		t.Errorf("Supply (-want +got):\n%s", diff)
+	}
+
+	_, err = config.Load(fake(map[string]string{"sbom-format": "spdx-tag", "scan-severity": "HIGHEST", "scan-fail-on": "medium", "scan": "sometimes"}), fake(nil), ev)
+	for _, want := range []string{`input "sbom-format": "spdx-tag"`, `input "scan-severity": "HIGHEST"`, `input "scan-fail-on": "medium"`, `input "scan": "sometimes"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %s", err, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,28 @@ type Config struct {
 	PushReason string
 	// Build holds the inputs of the build step.
 	Build Build
+	// Supply holds the inputs of the SBOM and scan steps.
+	Supply Supply
+}
+
+// Supply is the configuration of the SBOM, scan and upload steps.
+type Supply struct {
+	SBOM bool
+	// SBOMFormats are sbom-format entries: spdx-json, cyclonedx-json, syft-json.
+	SBOMFormats        []string
+	SBOMDir            string
+	SBOMReleaseAssets  bool
+	DependencySnapshot bool
+	Scan               bool
+	// ScanSeverities are the severities kept, upper case.
+	ScanSeverities    []string
+	ScanIgnoreUnfixed bool
+	// ScanFailOn is "none", "critical" or "high".
+	ScanFailOn        string
+	TrivyDBRepository string
+	TrivyCacheDir     string
+	UploadSARIF       bool
+	SARIFDir          string
 }
 
 // Build is the configuration of `buildx build` and its surroundings.
@@ -178,6 +201,7 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 		}
 	}
 	c.Build = l.build(get, getenv, ev, c)
+	c.Supply = l.supply(get, ev)
 	return c, errors.Join(l.errs...)
 }
 
@@ -322,6 +346,73 @@ func (l *loader) build(get Getter, getenv func(string) string, ev *ghevent.Conte
 		}
 	}
 	return b
+}
+
+func (l *loader) supply(get Getter, ev *ghevent.Context) Supply {
+	trimmed := func(name string) string { return strings.TrimSpace(get(name)) }
+	s := Supply{
+		SBOM:               l.boolean("sbom", true),
+		SBOMReleaseAssets:  l.boolean("sbom-release-assets", false),
+		DependencySnapshot: l.boolean("dependency-snapshot", false),
+		Scan:               l.boolean("scan", true),
+		ScanIgnoreUnfixed:  l.boolean("scan-ignore-unfixed", false),
+		UploadSARIF:        l.boolean("upload-sarif", true),
+		TrivyDBRepository:  trimmed("trivy-db-repository"),
+		TrivyCacheDir:      trimmed("trivy-cache-dir"),
+	}
+	workspace := ev.Workspace
+	inWorkspace := func(input, def string) string {
+		d := trimmed(input)
+		if d == "" {
+			d = def
+		}
+		if !filepath.IsAbs(d) && workspace != "" {
+			d = filepath.Join(workspace, d)
+		}
+		return d
+	}
+	s.SBOMDir = inWorkspace("sbom-dir", "sbom")
+	s.SARIFDir = inWorkspace("sarif-dir", "sarif")
+	if s.TrivyCacheDir != "" && !filepath.IsAbs(s.TrivyCacheDir) && workspace != "" {
+		s.TrivyCacheDir = filepath.Join(workspace, s.TrivyCacheDir)
+	}
+
+	formats := trimmed("sbom-format")
+	if formats == "" {
+		formats = "spdx-json"
+	}
+	for _, f := range splitList(formats) {
+		switch f = strings.ToLower(f); f {
+		case "spdx-json", "cyclonedx-json", "syft-json":
+			if !slices.Contains(s.SBOMFormats, f) {
+				s.SBOMFormats = append(s.SBOMFormats, f)
+			}
+		default:
+			l.errorf("sbom-format", f, "a comma-separated list of spdx-json, cyclonedx-json, syft-json")
+		}
+	}
+	severities := trimmed("scan-severity")
+	if severities == "" {
+		severities = "CRITICAL,HIGH"
+	}
+	for _, v := range splitList(severities) {
+		switch v = strings.ToUpper(v); v {
+		case "CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN":
+			if !slices.Contains(s.ScanSeverities, v) {
+				s.ScanSeverities = append(s.ScanSeverities, v)
+			}
+		default:
+			l.errorf("scan-severity", v, "a comma-separated list of CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN")
+		}
+	}
+	switch s.ScanFailOn = strings.ToLower(trimmed("scan-fail-on")); s.ScanFailOn {
+	case "":
+		s.ScanFailOn = "none"
+	case "none", "critical", "high":
+	default:
+		l.errorf("scan-fail-on", s.ScanFailOn, "none, critical or high")
+	}
+	return s
 }
 
 // pairs reads id=value lines. Secret values are never put in errors.

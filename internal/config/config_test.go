@@ -79,6 +79,16 @@ func TestLoadDefaults(t *testing.T) {
 			CacheRef:  "ghcr.io/barde/phialoastro:buildcache",
 			CacheMode: "max",
 		},
+		Supply: config.Supply{
+			SBOM:           true,
+			SBOMFormats:    []string{"spdx-json"},
+			SBOMDir:        "sbom", // no GITHUB_WORKSPACE in the fixture
+			Scan:           true,
+			ScanSeverities: []string{"CRITICAL", "HIGH"},
+			ScanFailOn:     "none",
+			UploadSARIF:    true,
+			SARIFDir:       "sarif",
+		},
 	}
 	// The rules are checked below; their parsing is meta's business.
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(config.Config{}, "Rules")); diff != "" {

@@ -33,6 +33,7 @@ var (
 	buildkitHost string
 	registryHost string
 	binary       string
+	sbomBinary   string
 	appContext   string
 	setupErr     error
 )
@@ -80,6 +81,12 @@ func setup(dir string) error {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the action: %v\n%s", err, out)
+	}
+	sbomBinary = filepath.Join(dir, "phialo-sbom")
+	build = exec.Command("go", "build", "-trimpath", "-o", sbomBinary, root+"/cmd/phialo-sbom")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building phialo-sbom: %v\n%s", err, out)
 	}
 	appContext = filepath.Join(dir, "app")
 	if out, err := exec.Command(filepath.Join(root, "testdata", "app", "build.sh"), appContext).CombinedOutput(); err != nil {
@@ -135,6 +142,11 @@ func newAction(t *testing.T, fixture, image string, gh *testutil.GitHub) *action
 		"INPUT_BUILDKIT-ENDPOINT": buildkitHost,
 		"INPUT_CONTEXT":           appContext,
 		"INPUT_CACHE":             "registry",
+		// The supply-chain steps have tests of their own below.
+		"INPUT_SBOM":       "false",
+		"INPUT_SCAN":       "false",
+		"GITHUB_WORKSPACE": temp,
+		"PHIALO_SBOM_BIN":  sbomBinary,
 	}
 	if err := os.Mkdir(env["RUNNER_TEMP"], 0o755); err != nil {
 		t.Fatal(err)

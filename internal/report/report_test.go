@@ -102,6 +102,7 @@ func TestOutputsDeclared(t *testing.T) {
 		t.Fatal(err)
 	}
 	outs = append(outs, BuildOutputs(Build{})...)
+	outs = append(outs, SupplyOutputs(Supply{})...)
 	written := map[string]bool{}
 	for _, o := range outs {
 		written[o.Name] = true

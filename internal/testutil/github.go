@@ -3,7 +3,12 @@
 package testutil
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -21,6 +26,17 @@ type GitHub struct {
 	// RepoStatus, when not 0, answers GET /repos/{owner}/{repo} with that
 	// status and GitHub's error body.
 	RepoStatus int
+	// SARIFStatus, when not 0, answers SARIF uploads with that status and
+	// GitHub's error body for code scanning that is not enabled.
+	SARIFStatus int
+	sarifs      []SARIFUpload
+}
+
+// SARIFUpload is one code scanning upload the fake received, decoded.
+type SARIFUpload struct {
+	CommitSHA, Ref string
+	// SARIF is the gunzipped document.
+	SARIF []byte
 }
 
 // NewGitHub starts a fake GitHub API that fails the test on any request it
@@ -54,6 +70,45 @@ func NewGitHub(t testing.TB) *GitHub {
   "committer": {"name": "GitHub", "email": "noreply@github.com", "date": "2024-06-21T09:30:00Z"},
   "message": "Merge pull request #123"}}`, r.PathValue("sha"))
 	})
+	mux.HandleFunc("POST /repos/barde/phialoastro/code-scanning/sarifs", func(w http.ResponseWriter, r *http.Request) {
+		g.record(r)
+		if g.SARIFStatus != 0 {
+			w.WriteHeader(g.SARIFStatus)
+			fmt.Fprint(w, `{"message":"Advanced Security must be enabled for this repository to use code scanning.","documentation_url":"https://docs.github.com/rest/code-scanning/code-scanning#upload-an-analysis-as-sarif-data","status":"403"}`)
+			return
+		}
+		var body struct {
+			CommitSHA string `json:"commit_sha"`
+			Ref       string `json:"ref"`
+			SARIF     string `json:"sarif"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("SARIF upload: decoding the body: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// As GitHub documents: the SARIF gzipped, then base64-encoded.
+		gz, err := base64.StdEncoding.DecodeString(body.SARIF)
+		var doc []byte
+		if err == nil {
+			var zr *gzip.Reader
+			if zr, err = gzip.NewReader(bytes.NewReader(gz)); err == nil {
+				doc, err = io.ReadAll(zr)
+			}
+		}
+		if err != nil {
+			t.Errorf("SARIF upload: the sarif field is not gzipped base64: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		g.mu.Lock()
+		g.sarifs = append(g.sarifs, SARIFUpload{CommitSHA: body.CommitSHA, Ref: body.Ref, SARIF: doc})
+		n := len(g.sarifs)
+		g.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"id":"sarif-%d","url":"%s/repos/barde/phialoastro/code-scanning/sarifs/sarif-%d"}`, n, g.URL, n)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("unexpected GitHub API request %s %s", r.Method, r.URL)
 		http.NotFound(w, r)
@@ -71,6 +126,13 @@ func (g *GitHub) record(r *http.Request) {
 		auth = "unexpected"
 	}
 	g.requests = append(g.requests, r.Method+" "+r.URL.Path+" auth="+auth)
+}
+
+// SARIFs lists the code scanning uploads received so far.
+func (g *GitHub) SARIFs() []SARIFUpload {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]SARIFUpload(nil), g.sarifs...)
 }
 
 // Requests lists the requests served so far as "METHOD /path auth=...".
