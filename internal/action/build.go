@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -259,15 +260,7 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 // config, plus the run's Docker config, the gha cache protocol switch and
 // the build secrets.
 func buildxEnv(getenv func(string) string, dockerConfig, work string, existingBuilder bool, secretEnv []string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "INPUT_") || k == "DOCKER_CONFIG" || k == "BUILDX_CONFIG" || k == "BUILDX_BUILDER" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "DOCKER_CONFIG="+dockerConfig)
+	env := childEnv(dockerConfig, "BUILDX_CONFIG", "BUILDX_BUILDER")
 	// A builder the user made (docker/setup-buildx-action) lives in the
 	// user's buildx state; one this run creates lives in the work directory.
 	if existingBuilder {
@@ -281,6 +274,21 @@ func buildxEnv(getenv func(string) string, dockerConfig, work string, existingBu
 		env = append(env, "ACTIONS_CACHE_SERVICE_V2=true")
 	}
 	return append(env, secretEnv...)
+}
+
+// childEnv is the environment of the tools the action runs: its own,
+// without the inputs (they may hold secrets), the variables named in drop
+// and the user's Docker config, plus the run's Docker config.
+func childEnv(dockerConfig string, drop ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "INPUT_") || k == "DOCKER_CONFIG" || slices.Contains(drop, k) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "DOCKER_CONFIG="+dockerConfig)
 }
 
 func userBuildxConfig(getenv func(string) string) string {

@@ -117,7 +117,7 @@ func generateSBOMs(ctx context.Context, getenv func(string) string, sc config.Su
 	for _, l := range s.logins {
 		req.Credentials = append(req.Credentials, sbom.Credential{Registry: l.Registry, Username: l.Username, Password: l.Password})
 	}
-	res, err := sbom.Generate(ctx, bin, req)
+	res, err := sbom.Generate(ctx, bin, req, childEnv(s.dockerConfig))
 	return res.Platforms, err
 }
 
@@ -135,7 +135,7 @@ func scanAll(ctx context.Context, getenv func(string) string, cfg *config.Config
 	if err := os.MkdirAll(sc.SARIFDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating sarif-dir %q: %w", sc.SARIFDir, err)
 	}
-	env := append(os.Environ(), "DOCKER_CONFIG="+s.dockerConfig)
+	env := childEnv(s.dockerConfig)
 	t := &scan.Trivy{
 		Bin:           bin,
 		CacheDir:      sc.TrivyCacheDir,

@@ -219,3 +219,69 @@ func readSARIF(t *testing.T, path string) (string, []string) {
 	}
 	return doc.Runs[0].AutomationDetails.ID, rules
 }
+
+func TestReleaseAssetsAndDependencySnapshot(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	a := scanAction(t, gh, "e2e/release")
+	data, err := os.ReadFile(filepath.Join(root, "testdata", "events", "release.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		a.env[k] = v
+	}
+	a.env["GITHUB_EVENT_PATH"] = filepath.Join(root, "testdata", "events", "release.json")
+	a.env["INPUT_SCAN"] = "false"
+	a.env["INPUT_SBOM-RELEASE-ASSETS"] = "true"
+	a.env["INPUT_DEPENDENCY-SNAPSHOT"] = "true"
+	r := a.run(t).ok(t)
+	if strings.Contains(r.log, "::warning::") {
+		t.Errorf("warnings in the log:\n%s", r.log)
+	}
+
+	assets := gh.Assets()
+	for _, f := range strings.Split(r.outputs["sbom-files"], "\n") {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := assets[filepath.Base(f)]; !ok || string(got) != string(want) {
+			t.Errorf("release asset %s missing or different (have %d assets)", filepath.Base(f), len(assets))
+		}
+	}
+	if len(assets) != 4 {
+		t.Errorf("%d release assets, want 4 (2 platforms x 2 formats)", len(assets))
+	}
+
+	snaps := gh.Snapshots()
+	if len(snaps) != 1 {
+		t.Fatalf("%d dependency snapshots, want 1", len(snaps))
+	}
+	var snap struct {
+		Version   int    `json:"version"`
+		Sha       string `json:"sha"`
+		Ref       string `json:"ref"`
+		Manifests map[string]struct {
+			Resolved map[string]struct {
+				PackageURL string `json:"package_url"`
+			} `json:"resolved"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(snaps[0], &snap); err != nil {
+		t.Fatal(err)
+	}
+	if snap.Sha != sha || snap.Ref != "refs/tags/v1.2.3" || len(snap.Manifests) != 1 {
+		t.Errorf("snapshot for %s %s with %d manifests", snap.Sha, snap.Ref, len(snap.Manifests))
+	}
+	found := false
+	for _, m := range snap.Manifests {
+		for _, p := range m.Resolved {
+			found = found || strings.HasPrefix(p.PackageURL, "pkg:apk/alpine/busybox@1.36.1-r0")
+		}
+	}
+	if !found {
+		t.Errorf("the snapshot does not list busybox: %s", snaps[0])
+	}
+}

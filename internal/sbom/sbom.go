@@ -98,13 +98,14 @@ func FindBinary(getenv func(string) string) (string, error) {
 	return "", errors.New("finding phialo-sbom: not beside the action binary, not on PATH, and PHIALO_SBOM_BIN is not set")
 }
 
-// Generate runs phialo-sbom at bin for req.
-func Generate(ctx context.Context, bin string, req Request) (Result, error) {
+// Generate runs phialo-sbom at bin for req, with the environment env.
+func Generate(ctx context.Context, bin string, req Request, env []string) (Result, error) {
 	in, err := json.Marshal(req)
 	if err != nil {
 		return Result{}, fmt.Errorf("encoding SBOM request: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(in)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr

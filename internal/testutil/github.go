@@ -30,6 +30,8 @@ type GitHub struct {
 	// GitHub's error body for code scanning that is not enabled.
 	SARIFStatus int
 	sarifs      []SARIFUpload
+	snapshots   [][]byte
+	assets      map[string][]byte
 }
 
 // SARIFUpload is one code scanning upload the fake received, decoded.
@@ -109,6 +111,42 @@ func NewGitHub(t testing.TB) *GitHub {
 		w.WriteHeader(http.StatusAccepted)
 		fmt.Fprintf(w, `{"id":"sarif-%d","url":"%s/repos/barde/phialoastro/code-scanning/sarifs/sarif-%d"}`, n, g.URL, n)
 	})
+	mux.HandleFunc("POST /repos/barde/phialoastro/dependency-graph/snapshots", func(w http.ResponseWriter, r *http.Request) {
+		g.record(r)
+		body, err := io.ReadAll(r.Body)
+		if err != nil || !json.Valid(body) {
+			t.Errorf("dependency snapshot: the body is not JSON (%v)", err)
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		g.mu.Lock()
+		g.snapshots = append(g.snapshots, body)
+		g.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"id":4242,"created_at":"2024-06-28T10:00:00Z","result":"SUCCESS","message":"Dependency results for the repo have been successfully updated."}`)
+	})
+	// Release assets go to the uploads host, which for a GITHUB_API_URL like
+	// this one is the same server.
+	mux.HandleFunc("POST /repos/barde/phialoastro/releases/987654/assets", func(w http.ResponseWriter, r *http.Request) {
+		g.record(r)
+		name := r.URL.Query().Get("name")
+		body, err := io.ReadAll(r.Body)
+		if err != nil || name == "" {
+			t.Errorf("release asset: no name or unreadable body (%v)", err)
+			http.Error(w, "bad upload", http.StatusBadRequest)
+			return
+		}
+		g.mu.Lock()
+		if g.assets == nil {
+			g.assets = map[string][]byte{}
+		}
+		g.assets[name] = body
+		g.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"id":1,"name":%q,"state":"uploaded","size":%d}`, name, len(body))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("unexpected GitHub API request %s %s", r.Method, r.URL)
 		http.NotFound(w, r)
@@ -133,6 +171,24 @@ func (g *GitHub) SARIFs() []SARIFUpload {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([]SARIFUpload(nil), g.sarifs...)
+}
+
+// Snapshots lists the dependency snapshots received so far (request bodies).
+func (g *GitHub) Snapshots() [][]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([][]byte(nil), g.snapshots...)
+}
+
+// Assets returns the release assets received so far by name.
+func (g *GitHub) Assets() map[string][]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string][]byte, len(g.assets))
+	for k, v := range g.assets {
+		out[k] = v
+	}
+	return out
 }
 
 // Requests lists the requests served so far as "METHOD /path auth=...".
