@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	spdxjson "github.com/spdx/tools-golang/json"
+	spdxv23 "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
 	"github.com/barde/phialo-image-action/internal/testutil"
 )
@@ -176,6 +180,14 @@ func checkSPDX(t *testing.T, path, pkg, version string) {
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("%s is not JSON: %v", path, err)
+	}
+	// The SPDX project's own reader takes it as an SPDX 2.3 document.
+	var v23 spdxv23.Document
+	if err := spdxjson.ReadInto(bytes.NewReader(data), &v23); err != nil {
+		t.Errorf("%s is not an SPDX 2.3 JSON document: %v", path, err)
+	}
+	if v23.SPDXVersion != "SPDX-2.3" || len(v23.Packages) == 0 {
+		t.Errorf("%s read as SPDX %q with %d packages", path, v23.SPDXVersion, len(v23.Packages))
 	}
 	if doc.SPDXVersion != "SPDX-2.3" || doc.DataLicense != "CC0-1.0" || doc.SPDXID != "SPDXRef-DOCUMENT" ||
 		doc.Name == "" || doc.DocumentNamespace == "" || doc.CreationInfo.Created == "" || len(doc.CreationInfo.Creators) == 0 {
