@@ -22,6 +22,7 @@ import (
 	"github.com/barde/phialo-image-action/internal/config"
 	"github.com/barde/phialo-image-action/internal/ghevent"
 	"github.com/barde/phialo-image-action/internal/meta"
+	"github.com/barde/phialo-image-action/internal/proc"
 	"github.com/barde/phialo-image-action/internal/registry"
 	"github.com/barde/phialo-image-action/internal/report"
 )
@@ -333,7 +334,7 @@ func qemuInstaller(getenv func(string) string, env []string, log io.Writer) func
 				arches = append(arches, parts[1])
 			}
 		}
-		return buildx.Exec(ctx, docker, []string{"run", "--privileged", "--rm", binfmtImage, "--install", strings.Join(arches, ",")}, env, log, log)
+		return proc.Exec(ctx, docker, []string{"run", "--privileged", "--rm", binfmtImage, "--install", strings.Join(arches, ",")}, env, log, log)
 	}
 }
 

@@ -17,22 +17,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/barde/phialo-image-action/internal/proc"
 )
 
-// ExecFunc runs bin with args and exactly env. It is the seam unit tests
-// replace; Exec runs the real binary.
-type ExecFunc func(ctx context.Context, bin string, args, env []string, stdout, stderr io.Writer) error
-
-// Exec runs a command. When ctx is cancelled the command gets SIGINT, which
-// makes buildx cancel the build, and is killed if it has not ended 20 s later.
-func Exec(ctx context.Context, bin string, args, env []string, stdout, stderr io.Writer) error {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 20 * time.Second
-	return cmd.Run()
-}
+// ExecFunc runs bin with args and exactly env; see proc.ExecFunc.
+type ExecFunc = proc.ExecFunc
 
 // Buildx is the buildx CLI with the environment of one action run.
 type Buildx struct {
@@ -41,7 +31,7 @@ type Buildx struct {
 	// Env is the environment of every buildx call (DOCKER_CONFIG with the
 	// run's credentials, BUILDX_CONFIG, cache service variables).
 	Env []string
-	// Exec runs the binary; nil means Exec.
+	// Exec runs the binary; nil means proc.Exec.
 	Exec ExecFunc
 	// Log receives the readable build log.
 	Log io.Writer
@@ -83,7 +73,7 @@ func FindBinary(getenv func(string) string) (string, error) {
 func (b *Buildx) exec(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	run := b.Exec
 	if run == nil {
-		run = Exec
+		run = proc.Exec
 	}
 	return run(ctx, b.Bin, args, b.Env, stdout, stderr)
 }
@@ -361,7 +351,7 @@ func (e *BuildError) Unwrap() error { return e.Err }
 func (b *Buildx) Build(ctx context.Context, o BuildOptions) (Result, error) {
 	start := time.Now()
 	pr, pw := io.Pipe()
-	tail := &tailWriter{w: b.Log, max: 20}
+	tail := &proc.Tail{W: b.Log, Max: 20}
 	var rep Report
 	var readErr error
 	var wg sync.WaitGroup
@@ -376,8 +366,8 @@ func (b *Buildx) Build(ctx context.Context, o BuildOptions) (Result, error) {
 	wg.Wait()
 	res := Result{Report: rep, Duration: time.Since(start)}
 	if err != nil {
-		be := &BuildError{Step: rep.Failed, Tail: tail.lines(), Err: err}
-		be.Denied = denied(tail.lines()) || (rep.Failed != nil && denied([]string{rep.Failed.Error}))
+		be := &BuildError{Step: rep.Failed, Tail: tail.Lines(), Err: err}
+		be.Denied = denied(tail.Lines()) || (rep.Failed != nil && denied([]string{rep.Failed.Error}))
 		if ctx.Err() != nil {
 			be.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
@@ -404,46 +394,6 @@ func denied(lines []string) bool {
 		}
 	}
 	return false
-}
-
-// tailWriter passes lines through to w and keeps the last max lines.
-type tailWriter struct {
-	w    io.Writer
-	max  int
-	mu   sync.Mutex
-	buf  []string
-	part string
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.part + string(p)
-	parts := strings.Split(s, "\n")
-	t.part = parts[len(parts)-1]
-	for _, l := range parts[:len(parts)-1] {
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		t.buf = append(t.buf, l)
-		if len(t.buf) > t.max {
-			t.buf = t.buf[1:]
-		}
-	}
-	if t.w == nil {
-		return len(p), nil
-	}
-	return t.w.Write(p)
-}
-
-func (t *tailWriter) lines() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := append([]string(nil), t.buf...)
-	if strings.TrimSpace(t.part) != "" {
-		out = append(out, t.part)
-	}
-	return out
 }
 
 func lastLines(s string, n int) string {

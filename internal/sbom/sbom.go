@@ -18,6 +18,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/barde/phialo-image-action/internal/proc"
 )
 
 // Formats the sbom-format input accepts, with the part of the file name
@@ -107,22 +110,17 @@ func Generate(ctx context.Context, bin string, req Request, env []string) (Resul
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(in)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
+	var out bytes.Buffer
+	stderr := &proc.Tail{Max: 5}
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 20 * time.Second
 	if err := cmd.Run(); err != nil {
-		return Result{}, fmt.Errorf("running %s: %w: %s", bin, err, lastLines(stderr.String(), 5))
+		return Result{}, fmt.Errorf("running %s: %w: %s", bin, err, strings.Join(stderr.Lines(), "\n"))
 	}
 	var res Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		return Result{}, fmt.Errorf("decoding the answer of %s: %w", bin, err)
 	}
 	return res, nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -3,28 +3,15 @@ package scan
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/barde/phialo-image-action/internal/proc"
 )
 
-// ExecFunc runs bin with args and exactly env. It is the seam unit tests
-// replace; Exec runs the real binary.
-type ExecFunc func(ctx context.Context, bin string, args, env []string, stdout, stderr io.Writer) error
-
-// Exec runs a command. When ctx is cancelled the command gets SIGINT and
-// is killed if it has not ended 10 s later.
-func Exec(ctx context.Context, bin string, args, env []string, stdout, stderr io.Writer) error {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	return cmd.Run()
-}
+// ExecFunc runs bin with args and exactly env; see proc.ExecFunc.
+type ExecFunc = proc.ExecFunc
 
 // Trivy is the Trivy CLI configured for image scans.
 type Trivy struct {
@@ -50,7 +37,7 @@ type Trivy struct {
 	// Env is exactly the environment Trivy runs with; registry credentials
 	// come through DOCKER_CONFIG in it. Nil means this process's own.
 	Env []string
-	// Exec runs the binary; nil means Exec.
+	// Exec runs the binary; nil means proc.Exec.
 	Exec ExecFunc
 }
 
@@ -117,22 +104,22 @@ func (t *Trivy) Scan(ctx context.Context, ref, platform, out string) error {
 	}
 	run := t.Exec
 	if run == nil {
-		run = Exec
+		run = proc.Exec
 	}
 	// A stale report must not pass for this scan's.
 	if err := os.Remove(out); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("scanning %q for %s: %w", ref, platform, err)
 	}
-	tail := &tailWriter{max: 10}
+	tail := &proc.Tail{Max: 10}
 	if err := run(ctx, t.Bin, Args(t, ref, platform, out), t.Env, tail, tail); err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
-		return fmt.Errorf("scanning %q for %s: %w%s", ref, platform, err, tail.said())
+		return fmt.Errorf("scanning %q for %s: %w%s", ref, platform, err, said(tail))
 	}
 	st, err := os.Stat(out)
 	if err != nil || st.Size() == 0 {
-		return fmt.Errorf("scanning %q for %s: trivy wrote no report to %s%s", ref, platform, out, tail.said())
+		return fmt.Errorf("scanning %q for %s: trivy wrote no report to %s%s", ref, platform, out, said(tail))
 	}
 	return nil
 }
@@ -159,53 +146,12 @@ func (t *Trivy) check(ref, platform, out string) error {
 	return nil
 }
 
-// tailWriter keeps the last max non-empty lines written to it.
-type tailWriter struct {
-	max  int
-	mu   sync.Mutex
-	buf  []string
-	part string
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	parts := strings.Split(t.part+string(p), "\n")
-	t.part = parts[len(parts)-1]
-	for _, l := range parts[:len(parts)-1] {
-		t.add(l)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) add(l string) {
-	if strings.TrimSpace(l) == "" {
-		return
-	}
-	t.buf = append(t.buf, strings.TrimRight(l, "\r"))
-	if len(t.buf) > t.max {
-		t.buf = t.buf[1:]
-	}
-}
-
-// said returns the kept lines as "\ntrivy said:\n  ..." or "" if none.
-func (t *tailWriter) said() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := append([]string(nil), t.buf...)
-	if strings.TrimSpace(t.part) != "" {
-		lines = append(lines, t.part)
-		if len(lines) > t.max {
-			lines = lines[1:]
-		}
-	}
+// said returns the lines Trivy printed last as "\ntrivy said:\n  ..." or
+// "" if none.
+func said(t *proc.Tail) string {
+	lines := t.Lines()
 	if len(lines) == 0 {
 		return ""
 	}
-	var b strings.Builder
-	b.WriteString("\ntrivy said:")
-	for _, l := range lines {
-		b.WriteString("\n  " + l)
-	}
-	return b.String()
+	return "\ntrivy said:\n  " + strings.Join(lines, "\n  ")
 }

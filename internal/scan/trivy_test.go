@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/barde/phialo-image-action/internal/proc"
+
 	"github.com/barde/phialo-image-action/internal/testutil"
 )
 
@@ -229,18 +231,18 @@ func TestScanTimeoutBoundsTheProcess(t *testing.T) {
 	}
 }
 
-func TestTailWriter(t *testing.T) {
+func TestSaid(t *testing.T) {
 	t.Parallel()
-	tw := &tailWriter{max: 2}
+	tw := &proc.Tail{Max: 2}
 	for _, chunk := range []string{"one\ntw", "o\n\n  \nthree\r\n", "four"} {
 		if _, err := tw.Write([]byte(chunk)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if diff := cmp.Diff("\ntrivy said:\n  three\n  four", tw.said()); diff != "" {
+	if diff := cmp.Diff("\ntrivy said:\n  three\n  four", said(tw)); diff != "" {
 		t.Errorf("said() (-want +got):\n%s", diff)
 	}
-	if got := (&tailWriter{max: 2}).said(); got != "" {
+	if got := said(&proc.Tail{Max: 2}); got != "" {
 		t.Errorf("said() with nothing written = %q", got)
 	}
 }
