@@ -36,6 +36,12 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	if cfg.GitHubToken != "" {
 		gha.AddMask(cfg.GitHubToken)
 	}
+	for _, w := range cfg.Warnings {
+		gha.Warningf("%s", w)
+	}
+	if cfg.Mode == "migrate" {
+		return runMigrateMode(ctx, gha, stdout, cfg)
+	}
 	now, err := buildTime(gha.Getenv)
 	if err != nil {
 		return err
@@ -73,6 +79,9 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 		gha.Warningf("%s", w)
 	}
 	plan := planBuild(cfg, ev, res, private)
+	if cfg.Mode == "cleanup" || prClosed(ev) && cfg.Cleanup.PRTags {
+		return runCleanupMode(ctx, gha, stdout, cfg, ev, api, res)
+	}
 
 	facts := report.Facts{Event: ev.EventName, Ref: ev.Ref, SHA: in.Event.SHA, Push: cfg.Push, PushReason: cfg.PushReason, DryRun: cfg.DryRun}
 	outs, err := report.MetaOutputs(res, report.Separators{Tags: cfg.SepTags, Labels: cfg.SepLabels, Annotations: cfg.SepAnnotations})
@@ -138,11 +147,16 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 			supply.Severities = report.SortSeverities(cfg.Supply.ScanSeverities)
 		}
 	}
+	var cl report.Cleanup
+	if buildErr == nil && cfg.Push && done.result.Metadata.Digest != "" && cleanupAfterBuild(cfg, ev) {
+		cl = cleanupImage(ctx, gha, stdout, cfg, ev, api, image, sess, cleanupPolicy(cfg), done.result.Metadata.Digest)
+	}
 	outs = append(outs, report.SupplyOutputs(supply)...)
+	outs = append(outs, report.CleanupOutputs(cl)...)
 	if err := report.WriteOutputs(gha, stdout, outs); err != nil {
 		return errors.Join(buildErr, err)
 	}
-	if err := report.WriteSummary(gha, summary+report.BuildSummary(bs)+report.SupplySummary(supply)); err != nil {
+	if err := report.WriteSummary(gha, summary+report.BuildSummary(bs)+report.SupplySummary(supply)+report.CleanupSummary(cl)); err != nil {
 		return errors.Join(buildErr, err)
 	}
 	if buildErr != nil {

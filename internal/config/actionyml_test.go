@@ -55,6 +55,11 @@ func TestActionYMLDeclaresEveryInput(t *testing.T) {
 	if diff := cmp.Diff(declared, read); diff != "" {
 		t.Errorf("inputs declared in action.yml (-) and read by the action (+):\n%s", diff)
 	}
+	for name, in := range action.Inputs {
+		if def := *in.Default; def != config.Defaults[name] {
+			t.Errorf("input %q: action.yml default %q, config.Defaults %q", name, def, config.Defaults[name])
+		}
+	}
 	for name, out := range action.Outputs {
 		if out.Description == "" {
 			t.Errorf("output %q lacks a description", name)

@@ -208,3 +208,66 @@ func TestLoadSupply(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadModes(t *testing.T) {
+	t.Parallel()
+	t.Run("cleanup", func(t *testing.T) {
+		t.Parallel()
+		got, err := config.Load(fake(map[string]string{
+			"mode": "cleanup", "cleanup-keep": "3", "cleanup-older-than": "2w", "cleanup-tags": "pr-*, sha-*",
+			"cleanup-exclude-tags": "sha-keep*", "cleanup-untagged": "false", "cleanup-package": "site",
+			"platforms": "linux/riscv64", "context": ".", "sbom": "true",
+		}), fake(nil), loadEvent(t, "schedule"))
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		want := config.Cleanup{Enabled: true, Auto: true, Keep: 3, OlderThan: 14 * 24 * time.Hour,
+			Tags: []string{"pr-*", "sha-*"}, ExcludeTags: []string{"sha-keep*"}, Package: "site"}
+		if diff := cmp.Diff(want, got.Cleanup); diff != "" {
+			t.Errorf("Cleanup (-want +got):\n%s", diff)
+		}
+		// platforms was set by the workflow; context and sbom are at their defaults.
+		if diff := cmp.Diff([]string{`input "platforms" is set but mode cleanup does not read it`}, got.Warnings); diff != "" {
+			t.Errorf("Warnings (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("migrate", func(t *testing.T) {
+		t.Parallel()
+		got, err := config.Load(fake(map[string]string{"mode": "migrate", "migrate-from": "docker.io/barde/site", "migrate-tags": "v*\nlatest",
+			"migrate-username": "barde", "migrate-password": "hub-token"}), fake(nil), loadEvent(t, "push-main"))
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		want := config.Migrate{From: "docker.io/barde/site", Tags: []string{"v*", "latest"}, Username: "barde", Password: "hub-token"}
+		if diff := cmp.Diff(want, got.Migrate); diff != "" {
+			t.Errorf("Migrate (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("bad values", func(t *testing.T) {
+		t.Parallel()
+		_, err := config.Load(fake(map[string]string{"mode": "deploy", "cleanup-keep": "-1", "cleanup-older-than": "a month", "cleanup-tags": "pr-[", "cleanup": "maybe"}), fake(nil), loadEvent(t, "push-main"))
+		for _, want := range []string{`input "mode": "deploy"`, `input "cleanup-keep": "-1"`, `input "cleanup-older-than": "a month"`, `input "cleanup-tags": "pr-["`, `input "cleanup": "maybe"`} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("error %v does not contain %s", err, want)
+			}
+		}
+		_, err = config.Load(fake(map[string]string{"mode": "migrate"}), fake(nil), loadEvent(t, "push-main"))
+		if err == nil || !strings.Contains(err.Error(), `input "migrate-from": empty`) {
+			t.Errorf("migrate without migrate-from: %v", err)
+		}
+	})
+}
+
+func TestParseAge(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "36h": 36 * time.Hour, "90m": 90 * time.Minute} {
+		if got, err := config.ParseAge(in); err != nil || got != want {
+			t.Errorf("ParseAge(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "d", "-3d", "0d", "soon", "-1h"} {
+		if _, err := config.ParseAge(bad); err == nil {
+			t.Errorf("ParseAge(%q) succeeded", bad)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,6 +47,38 @@ type Config struct {
 	Build Build
 	// Supply holds the inputs of the SBOM and scan steps.
 	Supply Supply
+	// Mode is the job: build, cleanup or migrate.
+	Mode string
+	// Cleanup and Migrate hold the inputs of those steps.
+	Cleanup Cleanup
+	Migrate Migrate
+	// Warnings are about inputs the mode ignores.
+	Warnings []string
+}
+
+// Cleanup is the configuration of registry housekeeping.
+type Cleanup struct {
+	// Enabled is the resolved decision; "" in the input means on for
+	// default-branch builds after a successful push (Auto).
+	Enabled     bool
+	Auto        bool
+	Keep        int
+	Untagged    bool
+	OlderThan   time.Duration
+	Tags        []string
+	ExcludeTags []string
+	DryRun      bool
+	// Package overrides the container package name.
+	Package string
+	// PRTags removes pr-<n> on a closed pull request.
+	PRTags bool
+}
+
+// Migrate is the configuration of the migrate mode.
+type Migrate struct {
+	From               string
+	Tags               []string
+	Username, Password string
 }
 
 // Supply is the configuration of the SBOM, scan and upload steps.
@@ -109,6 +142,16 @@ type Getter func(name string) string
 // Load reads every input through get and the environment through getenv,
 // with ev for the defaults that depend on the event.
 func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config, error) {
+	// Every input is read below, whatever the mode; the names read are the
+	// inputs the mode warnings look at.
+	var names []string
+	raw := get
+	get = func(name string) string {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+		return raw(name)
+	}
 	l := &loader{get: get}
 	c := &Config{}
 	trimmed := func(name string) string { return strings.TrimSpace(get(name)) }
@@ -202,6 +245,17 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 	}
 	c.Build = l.build(get, getenv, ev, c)
 	c.Supply = l.supply(get, ev)
+	c.Mode = strings.ToLower(trimmed("mode"))
+	switch c.Mode {
+	case "":
+		c.Mode = "build"
+	case "build", "cleanup", "migrate":
+	default:
+		l.errorf("mode", c.Mode, "build, cleanup or migrate")
+	}
+	c.Cleanup = l.cleanup(get, c.Mode)
+	c.Migrate = l.migrate(get, c.Mode)
+	c.Warnings = ignoredInputs(raw, names, c.Mode)
 	return c, errors.Join(l.errs...)
 }
 
@@ -413,6 +467,95 @@ func (l *loader) supply(get Getter, ev *ghevent.Context) Supply {
 		l.errorf("scan-fail-on", s.ScanFailOn, "none, critical or high")
 	}
 	return s
+}
+
+func (l *loader) cleanup(get Getter, mode string) Cleanup {
+	trimmed := func(name string) string { return strings.TrimSpace(get(name)) }
+	c := Cleanup{
+		Keep:        5,
+		Untagged:    l.boolean("cleanup-untagged", true),
+		Tags:        splitList(get("cleanup-tags")),
+		ExcludeTags: splitList(get("cleanup-exclude-tags")),
+		DryRun:      l.boolean("cleanup-dry-run", false),
+		Package:     trimmed("cleanup-package"),
+		PRTags:      l.boolean("cleanup-pr-tags", false),
+	}
+	switch v := strings.ToLower(trimmed("cleanup")); v {
+	case "", "auto":
+		c.Auto = true
+		c.Enabled = mode == "cleanup"
+	default:
+		c.Enabled = l.boolean("cleanup", false)
+	}
+	if k := trimmed("cleanup-keep"); k != "" {
+		n, err := strconv.Atoi(k)
+		if err != nil || n < 0 {
+			l.errorf("cleanup-keep", k, "a whole number of images to keep, 0 or more")
+		} else {
+			c.Keep = n
+		}
+	}
+	if o := trimmed("cleanup-older-than"); o != "" {
+		d, err := ParseAge(o)
+		if err != nil {
+			l.errorf("cleanup-older-than", o, "a duration such as 30d, 2w or 12h")
+		} else {
+			c.OlderThan = d
+		}
+	}
+	for _, p := range append(append([]string(nil), c.Tags...), c.ExcludeTags...) {
+		if _, err := path.Match(p, ""); err != nil {
+			l.errorf("cleanup-tags", p, "tag patterns such as pr-* or sha-*")
+		}
+	}
+	return c
+}
+
+// ParseAge reads a duration that may count days (d) and weeks (w), such as
+// 30d, 2w or 36h.
+func ParseAge(s string) (time.Duration, error) {
+	unit := time.Duration(0)
+	switch {
+	case strings.HasSuffix(s, "d"):
+		unit = 24 * time.Hour
+	case strings.HasSuffix(s, "w"):
+		unit = 7 * 24 * time.Hour
+	}
+	if unit == 0 {
+		d, err := time.ParseDuration(s)
+		if err == nil && d <= 0 {
+			err = fmt.Errorf("duration %q is not positive", s)
+		}
+		return d, err
+	}
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("parsing duration %q: want a positive whole number before %q", s, s[len(s)-1:])
+	}
+	return time.Duration(n) * unit, nil
+}
+
+func (l *loader) migrate(get Getter, mode string) Migrate {
+	trimmed := func(name string) string { return strings.TrimSpace(get(name)) }
+	m := Migrate{
+		From:     trimmed("migrate-from"),
+		Tags:     splitList(get("migrate-tags")),
+		Username: trimmed("migrate-username"),
+		Password: trimmed("migrate-password"),
+	}
+	if mode == "migrate" {
+		if m.From == "" {
+			l.errs = append(l.errs, errors.New(`input "migrate-from": empty; mode migrate needs the source repository, such as docker.io/user/image`))
+		} else if _, err := name.NewRepository(m.From); err != nil {
+			l.errorf("migrate-from", m.From, "a repository such as docker.io/user/image")
+		}
+	}
+	for _, p := range m.Tags {
+		if _, err := path.Match(p, ""); err != nil {
+			l.errorf("migrate-tags", p, "tag patterns such as v* or latest")
+		}
+	}
+	return m
 }
 
 // pairs reads id=value lines. Secret values are never put in errors.

@@ -145,6 +145,7 @@ func newAction(t *testing.T, fixture, image string, gh *testutil.GitHub) *action
 		// The supply-chain steps have tests of their own below.
 		"INPUT_SBOM":       "false",
 		"INPUT_SCAN":       "false",
+		"INPUT_CLEANUP":    "false",
 		"GITHUB_WORKSPACE": temp,
 		"PHIALO_SBOM_BIN":  sbomBinary,
 	}

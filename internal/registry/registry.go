@@ -225,3 +225,21 @@ func HumanSize(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %s", float64(n)/float64(div), strings.Split("KiB MiB GiB", " ")[exp])
 }
+
+// Digest resolves a reference to its manifest digest with a HEAD request.
+func (r *Reader) Digest(ctx context.Context, ref string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rf, err := name.ParseReference(ref)
+	if err != nil {
+		return "", fmt.Errorf("parsing reference %q: %w", ref, err)
+	}
+	d, err := remote.Head(rf, r.options(ctx)...)
+	if err != nil {
+		return "", fmt.Errorf("resolving %q: %w", ref, err)
+	}
+	return d.Digest.String(), nil
+}
+
+// Logins returns the reader's credentials.
+func (r *Reader) Logins() []Login { return r.logins }

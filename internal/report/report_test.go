@@ -103,6 +103,8 @@ func TestOutputsDeclared(t *testing.T) {
 	}
 	outs = append(outs, BuildOutputs(Build{})...)
 	outs = append(outs, SupplyOutputs(Supply{})...)
+	outs = append(outs, CleanupOutputs(Cleanup{})...)
+	outs = append(outs, MigrateOutputs(nil)...)
 	written := map[string]bool{}
 	for _, o := range outs {
 		written[o.Name] = true

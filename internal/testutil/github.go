@@ -11,6 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -32,6 +35,15 @@ type GitHub struct {
 	sarifs      []SARIFUpload
 	snapshots   [][]byte
 	assets      map[string][]byte
+	packages    *Packages
+}
+
+// SetPackages makes pk serve the Packages API endpoints (GET /users/...,
+// /users|orgs/.../packages/...) on this server's address.
+func (g *GitHub) SetPackages(pk *Packages) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.packages = pk
 }
 
 // SARIFUpload is one code scanning upload the fake received, decoded.
@@ -148,6 +160,14 @@ func NewGitHub(t testing.TB) *GitHub {
 		fmt.Fprintf(w, `{"id":1,"name":%q,"state":"uploaded","size":%d}`, name, len(body))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		pk := g.packages
+		g.mu.Unlock()
+		if pk != nil && (strings.HasPrefix(r.URL.Path, "/users/") || strings.HasPrefix(r.URL.Path, "/orgs/")) {
+			target, _ := url.Parse(pk.URL)
+			httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+			return
+		}
 		t.Errorf("unexpected GitHub API request %s %s", r.Method, r.URL)
 		http.NotFound(w, r)
 	})
