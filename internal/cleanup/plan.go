@@ -46,8 +46,9 @@ type Graph struct {
 // deletes nothing.
 type Policy struct {
 	// Keep is how many of the newest images are kept, counted per
-	// top-level image (tagged or not, protected or not, matching Tags or
-	// not), never per raw version.
+	// top-level image (a tagged one, or an index, protected or not,
+	// matching Tags or not), never per raw version: an untagged lone
+	// manifest is not an image and is not kept by Keep.
 	Keep int
 	// Untagged allows deleting untagged top-level images.
 	Untagged bool
@@ -385,8 +386,16 @@ func (pl *planner) plan(order []int) Plan {
 		seed(j, seedProtected, "kept: protected digest")
 	}
 	var deleted []int
-	for rank, r := range roots {
-		del, why := pl.judgeRoot(r, rank)
+	rank := 0
+	for _, r := range roots {
+		// An image is a tagged root or one that references others (an
+		// index); an untagged lone manifest is a raw version left over and
+		// takes no place among the newest.
+		image := len(pl.nodes[r].tags) > 0 || len(pl.refsOf(r)) > 0
+		del, why := pl.judgeRoot(r, rank, image)
+		if image {
+			rank++
+		}
 		if del {
 			pl.nodes[r].deleteWhy = why
 			deleted = append(deleted, r)
@@ -547,8 +556,9 @@ func (pl *planner) components(starts []int) []int {
 	return out
 }
 
-// judgeRoot applies the policy to the root r, the rank-th newest image.
-func (pl *planner) judgeRoot(r, rank int) (del bool, why string) {
+// judgeRoot applies the policy to the root r, the rank-th newest image
+// (when it is an image at all).
+func (pl *planner) judgeRoot(r, rank int, image bool) (del bool, why string) {
 	n := &pl.nodes[r]
 	switch {
 	case n.protected:
@@ -560,7 +570,7 @@ func (pl *planner) judgeRoot(r, rank int) (del bool, why string) {
 	case !pl.p.Untagged:
 		return false, "kept: untagged, and cleanup-untagged is off"
 	}
-	if rank < pl.p.Keep {
+	if image && rank < pl.p.Keep {
 		if pl.p.Keep == 1 {
 			return false, "kept: the newest image"
 		}

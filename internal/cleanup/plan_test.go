@@ -275,7 +275,8 @@ func scenarios() []scenario {
 			wantDeleted: []string{"old", "old-amd", "old-arm", "old-sig", "old-refs"},
 		},
 		{
-			// Keep counts images, tagged or not, and the protected ones.
+			// Keep counts images (tagged, or indexes), the protected ones
+			// too, and never a lone untagged manifest.
 			name: "keep-counts-images",
 			versions: concat(
 				index("a", 10, "sha-1"),
@@ -286,7 +287,7 @@ func scenarios() []scenario {
 			),
 			protect:     []string{"a"},
 			policy:      Policy{Keep: 3, Untagged: true, Tags: []string{"sha-*"}},
-			wantDeleted: []string{"d", "d-amd", "d-arm", "d-att1", "d-att2", "e", "e-amd", "e-arm", "e-att1", "e-att2"},
+			wantDeleted: []string{"b", "e", "e-amd", "e-arm", "e-att1", "e-att2"},
 		},
 		{
 			// A platform manifest tagged on its own, under a deleted index,
@@ -637,12 +638,18 @@ func checkInvariants(t *testing.T, vs []Version, g Graph, p Policy, plan Plan) {
 			t.Errorf("untagged root %s deleted with Untagged off", short(v.Digest))
 		}
 	}
-	// The newest Keep roots and the young ones stay.
-	for rank, r := range o.rootOrder {
+	// The newest Keep images (tagged roots and indexes, not lone untagged
+	// manifests) and the young ones stay.
+	rank := -1
+	for _, r := range o.rootOrder {
+		image := len(o.tags[r.Digest]) > 0 || len(o.edges[r.Digest]) > 0
+		if image {
+			rank++
+		}
 		if !deleted[r.Digest] {
 			continue
 		}
-		if rank < p.Keep {
+		if image && rank < p.Keep {
 			t.Errorf("%s, newest image %d of %d kept, deleted", short(r.Digest), rank+1, p.Keep)
 		}
 		if p.OlderThan > 0 && now.Sub(r.Created) <= p.OlderThan {
@@ -792,11 +799,17 @@ func (o *oracle) deleted(now time.Time) map[string]bool {
 	var seeds []string
 	seeds = append(seeds, p.Protect...)
 	fromRoots := map[string]bool{}
-	for rank, r := range o.rootOrder {
+	rank := 0
+	for _, r := range o.rootOrder {
 		for d := range o.reach(r.Digest) {
 			fromRoots[d] = true
 		}
-		deletable := !slices.Contains(p.Protect, r.Digest) && rank >= p.Keep &&
+		image := len(tags[r.Digest]) > 0 || len(o.edges[r.Digest]) > 0
+		kept := image && rank < p.Keep
+		if image {
+			rank++
+		}
+		deletable := !slices.Contains(p.Protect, r.Digest) && !kept &&
 			(p.OlderThan == 0 || now.Sub(r.Created) > p.OlderThan) &&
 			(len(tags[r.Digest]) == 0 && p.Untagged || len(tags[r.Digest]) > 0 && !tagsKeep(r.Digest, false))
 		if !deletable {

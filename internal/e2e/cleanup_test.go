@@ -81,10 +81,9 @@ func mustTag(t *testing.T, s string) name.Tag {
 // version delete its manifest from the registry, as GHCR does.
 func register(t *testing.T, pk *testutil.Packages, pkg, repo string, start time.Time, roots []string) map[string]int64 {
 	t.Helper()
-	tags, err := remote.List(ref(t, repo+":x").Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A repository with manifests pushed by digest only has no tags yet:
+	// the registry then answers NAME_UNKNOWN.
+	tags, _ := remote.List(ref(t, repo+":x").Context())
 	tagsOf := map[string][]string{}
 	for _, tag := range tags {
 		desc, err := remote.Get(ref(t, repo+":"+tag))
@@ -353,5 +352,42 @@ func TestMigrateBetweenRegistries(t *testing.T) {
 	r = again.run(t).ok(t)
 	if strings.Count(r.outputs["migrated"], `"skipped":true`) != 3 {
 		t.Errorf("a second migration copied again: %s", r.outputs["migrated"])
+	}
+}
+
+func TestCleanupAfterADefaultBranchPush(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	pk := testutil.NewPackages(t, "barde", "User")
+	gh.SetPackages(pk)
+	repo := registryHost + "/barde/auto"
+	orphan, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	od, _ := orphan.Digest()
+	if err := remote.Write(ref(t, repo+"@"+od.String()), orphan); err != nil {
+		t.Fatal(err)
+	}
+	ids := register(t, pk, "auto", repo, time.Now().Add(-240*time.Hour), []string{od.String()})
+
+	// cleanup left at its default: on after a push of the default branch.
+	a := newAction(t, "push-main", "barde/auto", gh)
+	delete(a.env, "INPUT_CLEANUP")
+	r := a.run(t).ok(t)
+	if got := deletedDigests(pk, "auto", ids); !slices.Equal(got, []string{od.String()}) {
+		t.Errorf("deleted %q, want the orphan %s", got, od)
+	}
+	if !strings.Contains(r.summary, "#### Cleanup of barde/auto") || r.outputs["cleanup-deleted"] != od.String() {
+		t.Errorf("cleanup-deleted %q; summary:\n%s\nlog:\n%s", r.outputs["cleanup-deleted"], r.summary, r.log)
+	}
+	pullsCompletely(t, repo)
+
+	// A feature branch build does not clean up.
+	b := newAction(t, "push-feature", "barde/auto", gh)
+	delete(b.env, "INPUT_CLEANUP")
+	r = b.run(t).ok(t)
+	if strings.Contains(r.summary, "Cleanup of") {
+		t.Errorf("a feature branch build cleaned up:\n%s", r.summary)
 	}
 }
