@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,4 +66,66 @@ func TestActionYMLDeclaresEveryInput(t *testing.T) {
 			t.Errorf("output %q lacks a description", name)
 		}
 	}
+}
+
+// TestREADMEListsEveryInputAndOutput keeps the README's input and output
+// tables equal to action.yml.
+func TestREADMEListsEveryInputAndOutput(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../../action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Inputs  map[string]any `yaml:"inputs"`
+		Outputs map[string]any `yaml:"outputs"`
+	}
+	if err := yaml.Unmarshal(data, &action); err != nil {
+		t.Fatal(err)
+	}
+	for section, declared := range map[string]map[string]any{"## Inputs": action.Inputs, "## Outputs": action.Outputs} {
+		listed := tableNames(string(readme), section)
+		var want []string
+		for name := range declared {
+			want = append(want, name)
+		}
+		sort.Strings(want)
+		sort.Strings(listed)
+		if diff := cmp.Diff(want, listed); diff != "" {
+			t.Errorf("README %q table and action.yml differ (-action.yml +README):\n%s", section, diff)
+		}
+	}
+}
+
+// tableNames returns the `name` of each row of the first table after the
+// heading.
+func tableNames(md, heading string) []string {
+	i := strings.Index(md, "\n"+heading+"\n")
+	if i < 0 {
+		return nil
+	}
+	var names []string
+	inTable := false
+	for _, line := range strings.Split(md[i+len(heading)+2:], "\n") {
+		if !strings.HasPrefix(line, "|") {
+			if inTable {
+				break
+			}
+			continue
+		}
+		inTable = true
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 {
+			continue
+		}
+		c := strings.TrimSpace(cells[1])
+		if strings.HasPrefix(c, "`") && strings.HasSuffix(c, "`") {
+			names = append(names, strings.Trim(c, "`"))
+		}
+	}
+	return names
 }
