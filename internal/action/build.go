@@ -56,6 +56,15 @@ func planBuild(cfg *config.Config, ev *ghevent.Context, res meta.Result, private
 	if req.Scope == "" && len(res.Images) > 0 {
 		req.Scope = cache.DefaultScope(res.Images[0], b.Target)
 	}
+	if cfg.Distributed.PushByDigest && len(b.Platforms) == 1 {
+		// Runners building one platform each must not overwrite each
+		// other's cache: gha scopes and the registry cache tag get the
+		// platform.
+		req.Scope += "-" + b.Platforms[0]
+		if req.Ref != "" {
+			req.Ref += "-" + meta.Sanitize(b.Platforms[0])
+		}
+	}
 	if len(res.Tags) > 0 {
 		req.InlineFrom = res.Tags[0]
 	}
@@ -92,6 +101,9 @@ func planBuild(cfg *config.Config, ev *ghevent.Context, res meta.Result, private
 		Provenance:     provenance,
 		SBOM:           b.SBOMAttestation,
 		Push:           cfg.Push,
+	}
+	if cfg.Distributed.PushByDigest && cfg.Push && len(res.Images) > 0 {
+		p.opts.PushByDigest = res.Images[0]
 	}
 	for i, s := range b.Secrets {
 		env := "PHIALO_SECRET_" + strconv.Itoa(i)

@@ -66,3 +66,26 @@ func TestPlanBuildKeepsSecretsOutOfArgv(t *testing.T) {
 		t.Errorf("cache export of a default-branch build: %s", args)
 	}
 }
+
+func TestPlanBuildPushByDigest(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{Push: true, Distributed: config.Distributed{PushByDigest: true}, Build: config.Build{
+		Context: ".", Platforms: []string{"linux/arm64"}, Cache: []string{"gha", "registry"}, CacheMode: "max",
+		CacheRef: "ghcr.io/barde/app:buildcache",
+	}}
+	ev := &ghevent.Context{EventName: "push", Ref: "refs/heads/main", Payload: ghevent.Payload{Repository: &ghevent.Repository{DefaultBranch: "main"}}}
+	p := planBuild(cfg, ev, meta.Result{Images: []string{"ghcr.io/barde/app"}, Tags: []string{"ghcr.io/barde/app:latest"}}, false)
+	args := strings.Join(buildx.BuildArgs(p.opts), " ")
+	for _, want := range []string{
+		"--output type=image,name=ghcr.io/barde/app,push-by-digest=true,name-canonical=true,push=true",
+		"--cache-to type=gha,scope=app-linux-arm64-main,mode=max,ignore-error=true",
+		"--cache-to type=registry,ref=ghcr.io/barde/app:buildcache-linux-arm64,mode=max,ignore-error=true",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("argv lacks %q:\n%s", want, args)
+		}
+	}
+	if strings.Contains(args, "--tag") || strings.Contains(args, "--push ") {
+		t.Errorf("a push-by-digest build tags or pushes tags:\n%s", args)
+	}
+}

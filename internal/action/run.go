@@ -82,6 +82,9 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	if cfg.Mode == "cleanup" || prClosed(ev) && cfg.Cleanup.PRTags {
 		return runCleanupMode(ctx, gha, stdout, cfg, ev, api, res)
 	}
+	if cfg.Mode == "merge" {
+		return runMergeMode(ctx, gha, stdout, cfg, ev, api, res)
+	}
 
 	facts := report.Facts{Event: ev.EventName, Ref: ev.Ref, SHA: in.Event.SHA, Push: cfg.Push, PushReason: cfg.PushReason, DryRun: cfg.DryRun}
 	outs, err := report.MetaOutputs(res, report.Separators{Tags: cfg.SepTags, Labels: cfg.SepLabels, Annotations: cfg.SepAnnotations})
@@ -140,7 +143,12 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 		Err:         buildErr,
 	}
 	supply := report.Supply{Severities: report.SortSeverities(cfg.Supply.ScanSeverities)}
-	if buildErr == nil {
+	if buildErr == nil && plan.opts.PushByDigest != "" {
+		// One platform of a distributed build: the merge job describes,
+		// scans and tidies the whole image.
+		buildErr = writeDigestFile(cfg.Distributed.DigestsDir, done.result.Metadata.Digest)
+		outs = append(outs, report.BuildOutputs(bs)...)
+	} else if buildErr == nil {
 		outs = append(outs, report.BuildOutputs(bs)...)
 		if cfg.Push && done.inspect == nil {
 			supply = runSupplyChain(ctx, gha, stdout, cfg, ev, api, image, done.image, sess)
@@ -148,7 +156,7 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 		}
 	}
 	var cl report.Cleanup
-	if buildErr == nil && cfg.Push && done.result.Metadata.Digest != "" && cleanupAfterBuild(cfg, ev) {
+	if buildErr == nil && cfg.Push && plan.opts.PushByDigest == "" && done.result.Metadata.Digest != "" && cleanupAfterBuild(cfg, ev) {
 		cl = cleanupImage(ctx, gha, stdout, cfg, ev, api, image, sess, cleanupPolicy(cfg), done.result.Metadata.Digest)
 	}
 	outs = append(outs, report.SupplyOutputs(supply)...)

@@ -36,8 +36,11 @@ type BuildOptions struct {
 	// Provenance is the --provenance value, such as mode=max or false.
 	Provenance string
 	// SBOM is the --sbom value, "" for none.
-	SBOM         string
-	Push         bool
+	SBOM string
+	Push bool
+	// PushByDigest pushes the image to this repository by digest only, with
+	// no tag: one platform of a build spread over several runners.
+	PushByDigest string
 	MetadataFile string
 }
 
@@ -63,7 +66,9 @@ func BuildArgs(o BuildOptions) []string {
 	if len(o.Platforms) > 0 {
 		add("--platform", strings.Join(o.Platforms, ","))
 	}
-	add("--tag", o.Tags...)
+	if o.PushByDigest == "" {
+		add("--tag", o.Tags...)
+	}
 	add("--label", o.Labels...)
 	add("--annotation", o.Annotations...)
 	add("--build-arg", o.BuildArgs...)
@@ -87,7 +92,10 @@ func BuildArgs(o BuildOptions) []string {
 	if o.SBOM != "" {
 		args = append(args, "--sbom="+o.SBOM)
 	}
-	if o.Push {
+	switch {
+	case o.PushByDigest != "":
+		add("--output", "type=image,name="+o.PushByDigest+",push-by-digest=true,name-canonical=true,push=true")
+	case o.Push:
 		args = append(args, "--push")
 	}
 	if o.MetadataFile != "" {

@@ -258,3 +258,12 @@ func TestReadProgressReportsFirstPush(t *testing.T) {
 		t.Errorf("pushed (-want +got):\n%s", diff)
 	}
 }
+
+func TestBuildArgsPushByDigest(t *testing.T) {
+	t.Parallel()
+	args := strings.Join(BuildArgs(BuildOptions{Context: ".", Platforms: []string{"linux/arm64"}, Tags: []string{"ghcr.io/a/b:latest"}, Push: true, PushByDigest: "ghcr.io/a/b"}), " ")
+	want := "build --progress=rawjson --platform linux/arm64 --output type=image,name=ghcr.io/a/b,push-by-digest=true,name-canonical=true,push=true ."
+	if args != want {
+		t.Errorf("argv:\n got %s\nwant %s", args, want)
+	}
+}

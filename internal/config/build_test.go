@@ -271,3 +271,23 @@ func TestParseAge(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadDistributed(t *testing.T) {
+	t.Parallel()
+	ev := loadEvent(t, "push-main")
+	ev.Workspace = "/github/workspace"
+	d := "sha256:" + strings.Repeat("ab", 32)
+	got, err := config.Load(fake(map[string]string{"mode": "merge", "digests": d}), fake(nil), ev)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if diff := cmp.Diff(config.Distributed{Digests: []string{d}, DigestsDir: "/github/workspace/digests"}, got.Distributed); diff != "" {
+		t.Errorf("Distributed (-want +got):\n%s", diff)
+	}
+	_, err = config.Load(fake(map[string]string{"push-by-digest": "true", "digests": "latest"}), fake(nil), ev)
+	for _, want := range []string{`input "platforms": "linux/amd64,linux/arm64" is not valid; want exactly one platform`, `input "digests": "latest"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %s", err, want)
+		}
+	}
+}

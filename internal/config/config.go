@@ -47,8 +47,10 @@ type Config struct {
 	Build Build
 	// Supply holds the inputs of the SBOM and scan steps.
 	Supply Supply
-	// Mode is the job: build, cleanup or migrate.
+	// Mode is the job: build, merge, cleanup or migrate.
 	Mode string
+	// Distributed holds the inputs of builds spread over several runners.
+	Distributed Distributed
 	// Cleanup and Migrate hold the inputs of those steps.
 	Cleanup Cleanup
 	Migrate Migrate
@@ -72,6 +74,16 @@ type Cleanup struct {
 	Package string
 	// PRTags removes pr-<n> on a closed pull request.
 	PRTags bool
+}
+
+// Distributed is the configuration of a build spread over runners: each
+// pushes one platform by digest, a last job merges them.
+type Distributed struct {
+	PushByDigest bool
+	// Digests are the digests to merge (mode merge), from the digests input
+	// and the files of DigestsDir.
+	Digests    []string
+	DigestsDir string
 }
 
 // Migrate is the configuration of the migrate mode.
@@ -249,10 +261,11 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 	switch c.Mode {
 	case "":
 		c.Mode = "build"
-	case "build", "cleanup", "migrate":
+	case "build", "merge", "cleanup", "migrate":
 	default:
-		l.errorf("mode", c.Mode, "build, cleanup or migrate")
+		l.errorf("mode", c.Mode, "build, merge, cleanup or migrate")
 	}
+	c.Distributed = l.distributed(get, ev, c)
 	c.Cleanup = l.cleanup(get, c.Mode)
 	c.Migrate = l.migrate(get, c.Mode)
 	c.Warnings = ignoredInputs(raw, names, c.Mode)
@@ -509,6 +522,28 @@ func (l *loader) cleanup(get Getter, mode string) Cleanup {
 		}
 	}
 	return c
+}
+
+func (l *loader) distributed(get Getter, ev *ghevent.Context, c *Config) Distributed {
+	d := Distributed{PushByDigest: l.boolean("push-by-digest", false)}
+	d.DigestsDir = strings.TrimSpace(get("digests-dir"))
+	if d.DigestsDir == "" {
+		d.DigestsDir = "digests"
+	}
+	if !filepath.IsAbs(d.DigestsDir) && ev.Workspace != "" {
+		d.DigestsDir = filepath.Join(ev.Workspace, d.DigestsDir)
+	}
+	if d.PushByDigest && len(c.Build.Platforms) != 1 {
+		l.errorf("platforms", strings.Join(c.Build.Platforms, ","), "exactly one platform with push-by-digest: true (each runner builds one)")
+	}
+	for _, v := range splitList(get("digests")) {
+		if _, err := v1.NewHash(v); err != nil {
+			l.errorf("digests", v, "sha256:<64 hex> digests, one per line")
+			continue
+		}
+		d.Digests = append(d.Digests, v)
+	}
+	return d
 }
 
 // ParseAge reads a duration that may count days (d) and weeks (w), such as

@@ -89,8 +89,9 @@ func TestLoadDefaults(t *testing.T) {
 			UploadSARIF:    true,
 			SARIFDir:       "sarif",
 		},
-		Mode:    "build",
-		Cleanup: config.Cleanup{Auto: true, Keep: 5, Untagged: true},
+		Mode:        "build",
+		Distributed: config.Distributed{DigestsDir: "digests"},
+		Cleanup:     config.Cleanup{Auto: true, Keep: 5, Untagged: true},
 	}
 	// The rules are checked below; their parsing is meta's business.
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(config.Config{}, "Rules")); diff != "" {

@@ -35,6 +35,8 @@ var Defaults = map[string]string{
 	"cleanup-dry-run":     "false",
 	"cleanup-pr-tags":     "false",
 	"dry-run":             "false",
+	"push-by-digest":      "false",
+	"digests-dir":         "digests",
 }
 
 // common are the inputs every mode reads.
@@ -48,6 +50,12 @@ var modeInputs = map[string][]string{
 		"cleanup", "cleanup-keep", "cleanup-untagged", "cleanup-older-than", "cleanup-tags",
 		"cleanup-exclude-tags", "cleanup-dry-run", "cleanup-package", "cleanup-pr-tags", "cache-ref"},
 	"migrate": {"migrate-from", "migrate-tags", "migrate-username", "migrate-password"},
+	"merge": {"tags", "flavor", "labels", "annotations", "annotations-levels", "sep-tags", "sep-labels",
+		"sep-annotations", "short-sha-length", "date-format", "pr-head-sha", "push", "digests", "digests-dir",
+		"sbom", "sbom-format", "sbom-dir", "sbom-release-assets", "dependency-snapshot", "scan", "scan-severity",
+		"scan-ignore-unfixed", "scan-fail-on", "trivy-db-repository", "trivy-cache-dir", "upload-sarif", "sarif-dir",
+		"cleanup", "cleanup-keep", "cleanup-untagged", "cleanup-older-than", "cleanup-tags", "cleanup-exclude-tags",
+		"cleanup-dry-run", "cleanup-package", "cleanup-pr-tags", "cache-ref", "context", "file"},
 }
 
 // ignoredInputs warns of inputs the workflow set that the mode does not

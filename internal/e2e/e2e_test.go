@@ -665,3 +665,80 @@ func TestMissingPlatformIsExplained(t *testing.T) {
 	}
 	r.noLeftovers(t)
 }
+
+func TestDistributedBuildAndMerge(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	workspace := t.TempDir()
+	image := registryHost + "/e2e/distributed"
+	for _, platform := range []string{"linux/amd64", "linux/arm64"} {
+		a := newAction(t, "push-main", "e2e/distributed", gh)
+		a.env["GITHUB_WORKSPACE"] = workspace
+		a.env["INPUT_PLATFORMS"] = platform
+		a.env["INPUT_PUSH-BY-DIGEST"] = "true"
+		a.env["INPUT_CACHE"] = "none" // the cache hierarchy has tests of its own
+		r := a.run(t).ok(t)
+		d := strings.TrimPrefix(r.outputs["digest"], "sha256:")
+		if _, err := os.Stat(filepath.Join(workspace, "digests", d)); err != nil || d == "" {
+			t.Fatalf("%s: no digest file for %q: %v", platform, r.outputs["digest"], err)
+		}
+		// Nothing is tagged by a platform runner.
+		if _, err := remote.Head(ref(t, image+":latest")); err == nil {
+			t.Fatalf("%s: a platform runner tagged the image", platform)
+		}
+	}
+	m := newAction(t, "push-main", "e2e/distributed", gh)
+	m.env["GITHUB_WORKSPACE"] = workspace
+	m.env["INPUT_MODE"] = "merge"
+	r := m.run(t).ok(t)
+	digest := r.outputs["digest"]
+
+	// The tags a single-runner build of this event gets, all on the index.
+	single := newAction(t, "push-main", "e2e/distributed", gh)
+	single.env["INPUT_DRY-RUN"] = "true"
+	want := single.run(t).ok(t).outputs["tags"]
+	if r.outputs["tags"] != want || want == "" {
+		t.Errorf("merged tags %q, want the single-runner build's %q", r.outputs["tags"], want)
+	}
+	for _, tag := range strings.Split(want, "\n") {
+		desc, err := remote.Get(ref(t, tag))
+		if err != nil || desc.Digest.String() != digest {
+			t.Errorf("%s: %v, want the merged index %s", tag, err, digest)
+		}
+	}
+	idx, err := remote.Index(ref(t, image+"@"+digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	platforms := map[string]int{}
+	for _, d := range im.Manifests {
+		platforms[d.Platform.String()]++
+	}
+	if platforms["linux/amd64"] != 1 || platforms["linux/arm64"] != 1 || platforms["unknown/unknown"] != 2 {
+		t.Errorf("merged index platforms %v, want both platforms and their two provenance attestations", platforms)
+	}
+	if im.Annotations["org.opencontainers.image.description"] == "" {
+		t.Errorf("the merged index has no description annotation: %v", im.Annotations)
+	}
+	pullsCompletelyTag(t, strings.Split(want, "\n")[0])
+}
+
+// pullsCompletelyTag pulls every manifest and layer of one tag.
+func pullsCompletelyTag(t *testing.T, tag string) {
+	t.Helper()
+	idx, err := remote.Index(ref(t, tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err == nil {
+			err = pullLayers(img)
+		}
+		if err != nil {
+			t.Errorf("%s: %s does not pull: %v", tag, d.Digest, err)
+		}
+	}
+}

@@ -120,3 +120,16 @@ func quote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// MergeSummary renders the merged index of a distributed build.
+func MergeSummary(digest string, merged []string, img registry.Image) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "\n#### Merge\n\nIndex `%s` made of %d pushed digests.\n", digest, len(merged))
+	if len(img.Platforms) > 0 {
+		s.WriteString("\n| Platform | Digest | Compressed size |\n| --- | --- | --- |\n")
+		for _, p := range img.Platforms {
+			fmt.Fprintf(&s, "| %s | `%s` | %s |\n", cell(p.Platform), p.Digest, registry.HumanSize(p.Size))
+		}
+	}
+	return s.String()
+}
