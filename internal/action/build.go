@@ -240,6 +240,13 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 	gha.Group("Build")
 	report.Command(stdout, filepath.Base(bin), buildx.BuildArgs(opts))
 	out.result, err = bx.Build(bctx, opts)
+	// One more try when the registry failed a push in a way that can pass:
+	// everything built is in BuildKit's cache, so it costs a push.
+	var be *buildx.BuildError
+	if errors.As(err, &be) && be.Transient != "" && bctx.Err() == nil {
+		gha.Warningf("the registry failed a push (%s); pushing again", be.Transient)
+		out.result, err = bx.Build(bctx, opts)
+	}
 	gha.EndGroup()
 	if err != nil {
 		switch {

@@ -267,3 +267,19 @@ func TestBuildArgsPushByDigest(t *testing.T) {
 		t.Errorf("argv:\n got %s\nwant %s", args, want)
 	}
 }
+
+func TestTransient(t *testing.T) {
+	t.Parallel()
+	for line, want := range map[string]bool{
+		"unknown: provided digest did not match uploaded content":                                   true,
+		"unknown: blob unknown to registry - sha256:2714":                                           true,
+		"failed to push: unexpected status from PUT request: 503 Service Unavailable":               true,
+		"failed to push: unexpected status from PUT request: 403 Forbidden":                         false,
+		`process "/app fail" did not complete successfully: exit code: 1`:                           false,
+		"failed to copy: httpReadSeeker: failed open: unexpected status code 429 Too Many Requests": true,
+	} {
+		if got := transient([]string{line}) != ""; got != want {
+			t.Errorf("transient(%q) = %v, want %v", line, got, want)
+		}
+	}
+}

@@ -312,7 +312,11 @@ type BuildError struct {
 	Tail []string
 	// Denied is true when the registry refused the push.
 	Denied bool
-	Err    error
+	// Transient is set to the registry's answer when a push failed in a way
+	// that another try can mend (a 429 or 5xx, or an upload the registry
+	// lost, as concurrent uploads of one blob can make it do).
+	Transient string
+	Err       error
 }
 
 func (e *BuildError) Error() string {
@@ -368,6 +372,9 @@ func (b *Buildx) Build(ctx context.Context, o BuildOptions) (Result, error) {
 	if err != nil {
 		be := &BuildError{Step: rep.Failed, Tail: tail.Lines(), Err: err}
 		be.Denied = denied(tail.Lines()) || (rep.Failed != nil && denied([]string{rep.Failed.Error}))
+		if !be.Denied {
+			be.Transient = transient(tail.Lines())
+		}
 		if ctx.Err() != nil {
 			be.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
@@ -394,6 +401,21 @@ func denied(lines []string) bool {
 		}
 	}
 	return false
+}
+
+// transient returns the line that says a push failed for a reason another
+// try can mend, or "".
+func transient(lines []string) string {
+	for _, l := range lines {
+		low := strings.ToLower(l)
+		for _, s := range []string{"provided digest did not match uploaded content", "blob unknown to registry",
+			"429 too many requests", "500 internal server error", "502 bad gateway", "503 service unavailable", "504 gateway timeout"} {
+			if strings.Contains(low, s) {
+				return strings.TrimSpace(l)
+			}
+		}
+	}
+	return ""
 }
 
 func lastLines(s string, n int) string {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -740,5 +741,43 @@ func pullsCompletelyTag(t *testing.T, tag string) {
 		if err != nil {
 			t.Errorf("%s: %s does not pull: %v", tag, d.Digest, err)
 		}
+	}
+}
+
+// flakyRegistry forwards to the real registry but answers the first
+// manifest push as a registry that lost a blob upload does (concurrent
+// uploads of one blob can make the distribution registry do that).
+func flakyRegistry(t *testing.T) string {
+	t.Helper()
+	target, _ := url.Parse("http://" + registryHost)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var failed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && failed.CompareAndSwap(false, true) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:2714db2435ebb84ff6e7fb3a1c2757a3146e8f306d12c3a261da37b19188ccd1"}]}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestTransientPushFailureIsRetried(t *testing.T) {
+	needE2E(t)
+	gh := testutil.NewGitHub(t)
+	host := flakyRegistry(t)
+	a := newAction(t, "push-feature", "unused", gh)
+	a.env["INPUT_IMAGES"] = host + "/barde/flaky"
+	a.env["INPUT_PLATFORMS"] = "linux/amd64"
+	a.env["INPUT_CACHE"] = "none"
+	r := a.run(t).ok(t)
+	if !strings.Contains(r.log, "::warning::the registry failed a push") || !strings.Contains(r.log, "pushing again") {
+		t.Errorf("no warning about the retried push:\n%s", r.log)
+	}
+	if desc, err := remote.Get(ref(t, host+"/barde/flaky:feature-login")); err != nil || desc.Digest.String() != r.outputs["digest"] {
+		t.Errorf("the tag after the retry: %v %v, want %s", desc, err, r.outputs["digest"])
 	}
 }
