@@ -27,6 +27,7 @@ echo "== staticcheck"
 staticcheck ./...
 echo "== actionlint"
 actionlint
+actionlint docs/examples/*.yml
 
 echo "== end-to-end services"
 hack/e2e/install.sh buildkit buildx trivy

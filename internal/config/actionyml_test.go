@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -128,4 +129,41 @@ func tableNames(md, heading string) []string {
 		}
 	}
 	return names
+}
+
+// TestREADMEExamplesAreCheckedFiles keeps every example workflow of the
+// README equal to a file of docs/examples, which actionlint checks.
+func TestREADMEExamplesAreCheckedFiles(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("../../docs/examples/*.yml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("docs/examples: %d files (%v)", len(files), err)
+	}
+	examples := map[string]string{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples[string(data)] = filepath.Base(f)
+	}
+	blocks := strings.Split(string(readme), "```yaml\n")[1:]
+	found := 0
+	for _, b := range blocks {
+		block := b[:strings.Index(b, "```")]
+		if !strings.HasPrefix(block, "name:") {
+			continue // a fragment, not a workflow
+		}
+		found++
+		if _, ok := examples[block]; !ok {
+			t.Errorf("README workflow is in no file of docs/examples:\n%s", block)
+		}
+	}
+	if found < 4 {
+		t.Errorf("%d example workflows in the README, want at least 4", found)
+	}
 }
