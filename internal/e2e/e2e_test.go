@@ -78,13 +78,13 @@ func setup(dir string) error {
 		return fmt.Errorf("%s lacks BUILDKIT_HOST or PHIALO_REGISTRY", envFile)
 	}
 	binary = filepath.Join(dir, "phialo-image-action")
-	build := exec.Command("go", "build", "-trimpath", "-o", binary, root)
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, root)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the action: %v\n%s", err, out)
 	}
 	sbomBinary = filepath.Join(dir, "phialo-sbom")
-	build = exec.Command("go", "build", "-trimpath", "-o", sbomBinary, root+"/cmd/phialo-sbom")
+	build = exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", sbomBinary, root+"/cmd/phialo-sbom")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building phialo-sbom: %v\n%s", err, out)
