@@ -227,6 +227,20 @@ func (r result) cached(t *testing.T) (int, int) {
 	return n, total
 }
 
+// failsWith fails the test unless the run failed and both its log and its
+// summary say each of wants.
+func (r result) failsWith(t *testing.T, wants ...string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Fatalf("the action succeeded, want a failure saying %q:\n%s", wants, r.log)
+	}
+	for _, want := range wants {
+		if !strings.Contains(r.log, want) || !strings.Contains(r.summary, want) {
+			t.Errorf("log or summary lacks %q:\nlog:\n%s\nsummary:\n%s", want, r.log, r.summary)
+		}
+	}
+}
+
 // noLeftovers fails the test if RUNNER_TEMP still holds anything: the run
 // must remove its Docker config (credentials) and its builder's state.
 func (r result) noLeftovers(t *testing.T) {
@@ -501,14 +515,7 @@ func TestPushDenied(t *testing.T) {
 	a.env["INPUT_IMAGES"] = host + "/barde/denied"
 	a.env["INPUT_PLATFORMS"] = "linux/amd64"
 	r := a.run(t)
-	if r.code == 0 {
-		t.Fatalf("the action succeeded although the registry refused the push:\n%s", r.log)
-	}
-	for _, want := range []string{"permissions: packages: write", "Manage Actions access"} {
-		if !strings.Contains(r.log, want) || !strings.Contains(r.summary, want) {
-			t.Errorf("log or summary lacks %q:\nlog:\n%s\nsummary:\n%s", want, r.log, r.summary)
-		}
-	}
+	r.failsWith(t, "permissions: packages: write", "Manage Actions access")
 	r.noLeftovers(t)
 }
 
@@ -656,14 +663,7 @@ func TestMissingPlatformIsExplained(t *testing.T) {
 	// The e2e BuildKit has QEMU for many platforms, but not this one.
 	a.env["INPUT_PLATFORMS"] = "linux/amd64,linux/mips64le"
 	r := a.run(t)
-	if r.code == 0 {
-		t.Fatalf("the action succeeded for a platform the builder lacks:\n%s", r.log)
-	}
-	for _, want := range []string{"does not support linux/mips64le", "install QEMU emulators on the BuildKit host"} {
-		if !strings.Contains(r.log, want) || !strings.Contains(r.summary, want) {
-			t.Errorf("log or summary lacks %q:\n%s\nsummary:\n%s", want, r.log, r.summary)
-		}
-	}
+	r.failsWith(t, "does not support linux/mips64le", "install QEMU emulators on the BuildKit host")
 	r.noLeftovers(t)
 }
 
