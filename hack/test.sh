@@ -37,6 +37,11 @@ state=$(mktemp -d /tmp/phialo-e2e.XXXXXX)
 trap 'hack/e2e/down.sh "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
 hack/e2e/up.sh "$state"
 export PHIALO_E2E_ENV=$state/env
+# BUILDKIT_HOST and PHIALO_REGISTRY for the tests that read them directly.
+set -a
+# shellcheck source=/dev/null
+. "$state/env"
+set +a
 
 echo "== go test"
 go test -race -count=1 -timeout 30m ./...

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -671,9 +672,12 @@ func TestDistributedBuildAndMerge(t *testing.T) {
 	needE2E(t)
 	gh := testutil.NewGitHub(t)
 	workspace := t.TempDir()
-	image := registryHost + "/e2e/distributed"
+	// A repository of its own: the check that platform runners tag nothing
+	// must not see an earlier run's tags.
+	repo := "e2e/distributed-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	image := registryHost + "/" + repo
 	for _, platform := range []string{"linux/amd64", "linux/arm64"} {
-		a := newAction(t, "push-main", "e2e/distributed", gh)
+		a := newAction(t, "push-main", repo, gh)
 		a.env["GITHUB_WORKSPACE"] = workspace
 		a.env["INPUT_PLATFORMS"] = platform
 		a.env["INPUT_PUSH-BY-DIGEST"] = "true"
@@ -688,14 +692,14 @@ func TestDistributedBuildAndMerge(t *testing.T) {
 			t.Fatalf("%s: a platform runner tagged the image", platform)
 		}
 	}
-	m := newAction(t, "push-main", "e2e/distributed", gh)
+	m := newAction(t, "push-main", repo, gh)
 	m.env["GITHUB_WORKSPACE"] = workspace
 	m.env["INPUT_MODE"] = "merge"
 	r := m.run(t).ok(t)
 	digest := r.outputs["digest"]
 
 	// The tags a single-runner build of this event gets, all on the index.
-	single := newAction(t, "push-main", "e2e/distributed", gh)
+	single := newAction(t, "push-main", repo, gh)
 	single.env["INPUT_DRY-RUN"] = "true"
 	want := single.run(t).ok(t).outputs["tags"]
 	if r.outputs["tags"] != want || want == "" {
