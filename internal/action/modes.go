@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -27,11 +28,8 @@ func cleanupAfterBuild(cfg *config.Config, ev *ghevent.Context) bool {
 	if !cfg.Cleanup.Auto {
 		return cfg.Cleanup.Enabled
 	}
-	branch := ""
-	if len(ev.Ref) > len("refs/heads/") && ev.Ref[:len("refs/heads/")] == "refs/heads/" {
-		branch = ev.Ref[len("refs/heads/"):]
-	}
-	return branch != "" && branch == ev.DefaultBranch()
+	branch, ok := strings.CutPrefix(ev.Ref, "refs/heads/")
+	return ok && branch != "" && branch == ev.DefaultBranch()
 }
 
 func cleanupPolicy(cfg *config.Config) cleanup.Policy {

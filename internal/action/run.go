@@ -134,7 +134,6 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	}
 	bs := report.Build{
 		Image:       image,
-		Pushed:      cfg.Push,
 		Result:      done.result,
 		ReadBack:    done.image,
 		CacheFrom:   plan.opts.CacheFrom,

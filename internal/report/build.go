@@ -13,7 +13,6 @@ import (
 type Build struct {
 	// Image is the first image, without tag.
 	Image  string
-	Pushed bool
 	Result buildx.Result
 	// ReadBack is the pushed image as the registry serves it.
 	ReadBack    registry.Image
