@@ -66,6 +66,24 @@ func pushIndex(t *testing.T, repo string, tags ...string) (string, []string) {
 	return d.String(), children
 }
 
+// pushOrphan pushes an untagged image nothing references, as a build
+// whose tag moved on leaves behind, and returns its digest.
+func pushOrphan(t *testing.T, repo string) string {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref(t, repo+"@"+d.String()), img); err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
 func mustTag(t *testing.T, s string) name.Tag {
 	t.Helper()
 	tag, err := name.NewTag(s)
@@ -205,16 +223,9 @@ func TestCleanupKeepsEveryImageWhole(t *testing.T) {
 		shaRoots = append(shaRoots, d)
 		shaChildren[d] = children
 	}
-	orphan, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	od, _ := orphan.Digest()
-	if err := remote.Write(ref(t, repo+"@"+od.String()), orphan); err != nil {
-		t.Fatal(err)
-	}
+	od := pushOrphan(t, repo)
 	start := time.Now().Add(-30 * 24 * time.Hour)
-	roots := append([]string{od.String(), cache.Digest.String()}, shaRoots...)
+	roots := append([]string{od, cache.Digest.String()}, shaRoots...)
 	ids := register(t, pk, "cleanup", repo, start, append(roots, built))
 
 	cleanupRun := func(extra map[string]string) result {
@@ -242,7 +253,7 @@ func TestCleanupKeepsEveryImageWhole(t *testing.T) {
 		r := cleanupRun(nil)
 		// Kept: the 5 newest images (the build and sha-8..sha-5) and the
 		// cache; deleted: sha-1..sha-4 with their children, and the orphan.
-		want := []string{od.String()}
+		want := []string{od}
 		for _, d := range shaRoots[:4] {
 			want = append(want, d)
 			want = append(want, shaChildren[d]...)
@@ -361,24 +372,17 @@ func TestCleanupAfterADefaultBranchPush(t *testing.T) {
 	pk := testutil.NewPackages(t, "barde", "User")
 	gh.SetPackages(pk)
 	repo := registryHost + "/barde/auto"
-	orphan, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	od, _ := orphan.Digest()
-	if err := remote.Write(ref(t, repo+"@"+od.String()), orphan); err != nil {
-		t.Fatal(err)
-	}
-	ids := register(t, pk, "auto", repo, time.Now().Add(-240*time.Hour), []string{od.String()})
+	od := pushOrphan(t, repo)
+	ids := register(t, pk, "auto", repo, time.Now().Add(-240*time.Hour), []string{od})
 
 	// cleanup left at its default: on after a push of the default branch.
 	a := newAction(t, "push-main", "barde/auto", gh)
 	delete(a.env, "INPUT_CLEANUP")
 	r := a.run(t).ok(t)
-	if got := deletedDigests(pk, "auto", ids); !slices.Equal(got, []string{od.String()}) {
+	if got := deletedDigests(pk, "auto", ids); !slices.Equal(got, []string{od}) {
 		t.Errorf("deleted %q, want the orphan %s", got, od)
 	}
-	if !strings.Contains(r.summary, "#### Cleanup of barde/auto") || r.outputs["cleanup-deleted"] != od.String() {
+	if !strings.Contains(r.summary, "#### Cleanup of barde/auto") || r.outputs["cleanup-deleted"] != od {
 		t.Errorf("cleanup-deleted %q; summary:\n%s\nlog:\n%s", r.outputs["cleanup-deleted"], r.summary, r.log)
 	}
 	pullsCompletely(t, repo)

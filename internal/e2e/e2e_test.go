@@ -489,23 +489,39 @@ func TestFailingBuild(t *testing.T) {
 	r.noLeftovers(t)
 }
 
-// denyingRegistry forwards reads to the real registry and refuses every
-// write as GHCR does for a token without write_package.
-func denyingRegistry(t *testing.T) string {
+// frontRegistry puts a server in front of the real registry: answer
+// handles a request itself and reports whether it did; the rest reach the
+// registry. It returns the front's host:port.
+func frontRegistry(t *testing.T, answer func(w http.ResponseWriter, r *http.Request) bool) string {
 	t.Helper()
 	target, _ := url.Parse("http://" + registryHost)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if !answer(w, r) {
 			proxy.ServeHTTP(w, r)
-			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprint(w, `{"errors":[{"code":"DENIED","message":"permission_denied: write_package"}]}`)
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// registryError answers as a registry does, with one error.
+func registryError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"errors":[{"code":%q,"message":%q}]}`, code, message)
+}
+
+// denyingRegistry forwards reads to the real registry and refuses every
+// write as GHCR does for a token without write_package.
+func denyingRegistry(t *testing.T) string {
+	return frontRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return false
+		}
+		registryError(w, http.StatusForbidden, "DENIED", "permission_denied: write_package")
+		return true
+	})
 }
 
 func TestPushDenied(t *testing.T) {
@@ -607,21 +623,14 @@ func TestBuildWarningsBecomeAnnotations(t *testing.T) {
 // the given credentials, and challenges the others as a registry with
 // basic auth does.
 func basicAuthRegistry(t *testing.T, user, pass string) string {
-	t.Helper()
-	target, _ := url.Parse("http://" + registryHost)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="phialo-e2e"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
-			return
+	return frontRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if u, p, ok := r.BasicAuth(); ok && u == user && p == pass {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+		w.Header().Set("WWW-Authenticate", `Basic realm="phialo-e2e"`)
+		registryError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+		return true
+	})
 }
 
 func TestLoginToRegistry(t *testing.T) {
@@ -752,21 +761,14 @@ func pullsCompletelyTag(t *testing.T, tag string) {
 // manifest push as a registry that lost a blob upload does (concurrent
 // uploads of one blob can make the distribution registry do that).
 func flakyRegistry(t *testing.T) string {
-	t.Helper()
-	target, _ := url.Parse("http://" + registryHost)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var failed atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && failed.CompareAndSwap(false, true) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:2714db2435ebb84ff6e7fb3a1c2757a3146e8f306d12c3a261da37b19188ccd1"}]}`)
-			return
+	return frontRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/") || !failed.CompareAndSwap(false, true) {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+		registryError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry")
+		return true
+	})
 }
 
 func TestTransientPushFailureIsRetried(t *testing.T) {
