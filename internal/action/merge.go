@@ -22,18 +22,20 @@ import (
 
 // writeDigestFile records the digest a push-by-digest runner pushed as an
 // empty file named after it, the form artifacts carry to the merge job.
-func writeDigestFile(dir, digest string) error {
+// What it creates under the workspace gets the workspace's owner.
+func writeDigestFile(own *workspaceOwner, dir, digest string) error {
 	h, err := v1.NewHash(digest)
 	if err != nil {
 		return fmt.Errorf("writing the digest file: the build reported digest %q: %w", digest, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := own.mkdirAll(dir); err != nil {
 		return fmt.Errorf("creating digests-dir %q: %w", dir, err)
 	}
 	path := filepath.Join(dir, h.Hex)
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		return fmt.Errorf("writing digest file %q: %w", path, err)
 	}
+	own.own(path)
 	return nil
 }
 

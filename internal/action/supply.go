@@ -33,7 +33,7 @@ const version = "v1"
 // scan-fail-on, which the caller applies after everything else.
 func runSupplyChain(ctx context.Context, gha *githubactions.Action, stdout io.Writer, cfg *config.Config, ev *ghevent.Context, api *ghapi.Client, image string, img registry.Image, s *session) report.Supply {
 	sc := cfg.Supply
-	var out report.Supply
+	out := report.Supply{Workspace: ev.Workspace}
 	var targets []sbom.Target
 	for _, p := range img.Platforms {
 		targets = append(targets, sbom.Target{Ref: image + "@" + p.Digest, Platform: p.Platform})
@@ -42,19 +42,20 @@ func runSupplyChain(ctx context.Context, gha *githubactions.Action, stdout io.Wr
 		return out
 	}
 	name := image[strings.LastIndex(image, "/")+1:]
+	own := newWorkspaceOwner(ev.Workspace, gha.Warningf)
 	var wg sync.WaitGroup
 	if sc.SBOM {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out.SBOMs, out.SBOMErr = generateSBOMs(ctx, gha.Getenv, sc, name, targets, s)
+			out.SBOMs, out.SBOMErr = generateSBOMs(ctx, gha.Getenv, sc, name, targets, s, own)
 		}()
 	}
 	if sc.Scan {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out.Scans, out.ScanErr = scanAll(ctx, gha.Getenv, cfg, name, image, targets, s)
+			out.Scans, out.ScanErr = scanAll(ctx, gha.Getenv, cfg, name, image, targets, s, own)
 		}()
 	}
 	wg.Wait()
@@ -105,12 +106,14 @@ func runSupplyChain(ctx context.Context, gha *githubactions.Action, stdout io.Wr
 	return out
 }
 
-func generateSBOMs(ctx context.Context, getenv func(string) string, sc config.Supply, name string, targets []sbom.Target, s *session) ([]sbom.Platform, error) {
+// generateSBOMs writes the SBOM files of every platform; what it creates
+// under the workspace gets the workspace's owner.
+func generateSBOMs(ctx context.Context, getenv func(string) string, sc config.Supply, name string, targets []sbom.Target, s *session, own *workspaceOwner) ([]sbom.Platform, error) {
 	bin, err := sbom.FindBinary(getenv)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(sc.SBOMDir, 0o755); err != nil {
+	if err := own.mkdirAll(sc.SBOMDir); err != nil {
 		return nil, fmt.Errorf("creating sbom-dir %q: %w", sc.SBOMDir, err)
 	}
 	req := sbom.Request{Targets: targets, Formats: sc.SBOMFormats, Dir: sc.SBOMDir, Name: name}
@@ -118,12 +121,16 @@ func generateSBOMs(ctx context.Context, getenv func(string) string, sc config.Su
 		req.Credentials = append(req.Credentials, sbom.Credential{Registry: l.Registry, Username: l.Username, Password: l.Password})
 	}
 	res, err := sbom.Generate(ctx, bin, req, childEnv(s.dockerConfig))
+	for _, p := range res.Platforms {
+		own.own(p.Files...)
+	}
 	return res.Platforms, err
 }
 
 // scanAll runs Trivy on every platform concurrently and post-processes
-// each SARIF for code scanning.
-func scanAll(ctx context.Context, getenv func(string) string, cfg *config.Config, name, image string, targets []sbom.Target, s *session) ([]report.Scan, error) {
+// each SARIF for code scanning; what it creates under the workspace gets
+// the workspace's owner.
+func scanAll(ctx context.Context, getenv func(string) string, cfg *config.Config, name, image string, targets []sbom.Target, s *session, own *workspaceOwner) ([]report.Scan, error) {
 	sc := cfg.Supply
 	bin := getenv("TRIVY_BIN")
 	if bin == "" {
@@ -132,7 +139,7 @@ func scanAll(ctx context.Context, getenv func(string) string, cfg *config.Config
 			return nil, errors.New("no trivy binary on PATH and TRIVY_BIN is not set: scan skipped")
 		}
 	}
-	if err := os.MkdirAll(sc.SARIFDir, 0o755); err != nil {
+	if err := own.mkdirAll(sc.SARIFDir); err != nil {
 		return nil, fmt.Errorf("creating sarif-dir %q: %w", sc.SARIFDir, err)
 	}
 	env := childEnv(s.dockerConfig)
@@ -144,6 +151,18 @@ func scanAll(ctx context.Context, getenv func(string) string, cfg *config.Config
 		IgnoreUnfixed: sc.ScanIgnoreUnfixed,
 		Timeout:       10 * time.Minute,
 		Env:           env,
+	}
+	if sc.TrivyCacheDir != "" {
+		// Trivy fills it; under the workspace, it all gets the
+		// workspace's owner once the scans are done.
+		if err := own.mkdirAll(sc.TrivyCacheDir); err != nil {
+			return nil, fmt.Errorf("creating trivy-cache-dir %q: %w", sc.TrivyCacheDir, err)
+		}
+		defer own.ownTree(sc.TrivyCacheDir)
+	}
+	// Once for every platform: the scans only read the database.
+	if err := t.DownloadDB(ctx); err != nil {
+		return nil, err
 	}
 	dockerfile := cfg.Build.File
 	if dockerfile == "" {
@@ -170,6 +189,9 @@ func scanAll(ctx context.Context, getenv func(string) string, cfg *config.Config
 				sr.File = filepath.Join(sc.SARIFDir, name+"_"+strings.ReplaceAll(tg.Platform, "/", "-")+".sarif")
 				if err == nil {
 					err = os.WriteFile(sr.File, res.SARIF, 0o644)
+				}
+				if err == nil {
+					own.own(sr.File)
 				}
 			}
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	cyclonedx "github.com/CycloneDX/cyclonedx-go"
 	spdxjson "github.com/spdx/tools-golang/json"
 	spdxv23 "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
@@ -46,15 +47,18 @@ func TestSBOMAndScanEveryPlatform(t *testing.T) {
 	r := a.run(t).ok(t)
 	r.noLeftovers(t)
 
-	// SPDX 2.3 and CycloneDX files for both platforms, listing busybox.
+	// SPDX 2.3 and CycloneDX files for both platforms, listing busybox,
+	// named relative to the workspace as the job's later steps see them.
 	files := strings.Split(r.outputs["sbom-files"], "\n")
 	ws := a.env["GITHUB_WORKSPACE"]
 	for _, p := range []string{"linux-amd64", "linux-arm64"} {
-		spdx := filepath.Join(ws, "sbom", "scan_"+p+".spdx.json")
-		if !slices.Contains(files, spdx) || !slices.Contains(files, filepath.Join(ws, "sbom", "scan_"+p+".cyclonedx.json")) {
+		spdx := filepath.Join("sbom", "scan_"+p+".spdx.json")
+		cdx := filepath.Join("sbom", "scan_"+p+".cyclonedx.json")
+		if !slices.Contains(files, spdx) || !slices.Contains(files, cdx) {
 			t.Errorf("sbom-files lacks %s's files: %q", p, files)
 		}
-		checkSPDX(t, spdx, "busybox", "1.36.1-r0")
+		checkSPDX(t, filepath.Join(ws, spdx), "busybox", "1.36.1-r0")
+		checkCycloneDX(t, filepath.Join(ws, cdx), "busybox", "1.36.1-r0")
 	}
 	for _, want := range []string{"#### SBOM", "| linux/amd64 | 1 |", "| linux/arm64 | 1 |"} {
 		if !strings.Contains(r.summary, want) {
@@ -69,7 +73,10 @@ func TestSBOMAndScanEveryPlatform(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, f := range sarifs {
-		id, rules := readSARIF(t, f)
+		if filepath.IsAbs(f) || !strings.HasPrefix(f, "sarif"+string(filepath.Separator)) {
+			t.Errorf("sarif-files names %s, want a path relative to the workspace", f)
+		}
+		id, rules := readSARIF(t, filepath.Join(ws, f))
 		ids[id] = true
 		if !slices.Contains(rules, plantedCVE) {
 			t.Errorf("%s lacks %s: %q", f, plantedCVE, rules)
@@ -205,6 +212,36 @@ func checkSPDX(t *testing.T, path, pkg, version string) {
 	}
 }
 
+// checkCycloneDX reads a CycloneDX JSON document with CycloneDX's own
+// library and checks that it lists the package, with a package URL.
+func checkCycloneDX(t *testing.T, path, pkg, version string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var bom cyclonedx.BOM
+	if err := cyclonedx.NewBOMDecoder(f, cyclonedx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatalf("%s is not a CycloneDX JSON document: %v", path, err)
+	}
+	if bom.BOMFormat != cyclonedx.BOMFormat || bom.SpecVersion < cyclonedx.SpecVersion1_4 || bom.Metadata == nil || bom.Components == nil {
+		t.Fatalf("%s: bomFormat %q, spec version %s, metadata %v: want a CycloneDX 1.4 or later BOM with components", path, bom.BOMFormat, bom.SpecVersion, bom.Metadata != nil)
+	}
+	var found []string
+	for _, c := range *bom.Components {
+		if c.Name == pkg {
+			found = append(found, c.Version)
+			if c.Version == version && !strings.HasPrefix(c.PackageURL, "pkg:apk/alpine/"+pkg+"@"+version) {
+				t.Errorf("%s: %s %s has package URL %q", path, pkg, version, c.PackageURL)
+			}
+		}
+	}
+	if !slices.Contains(found, version) {
+		t.Errorf("%s lists %s in versions %q, want %s among %d components", path, pkg, found, version, len(*bom.Components))
+	}
+}
+
 // readSARIF returns a SARIF file's automation id and its rule ids.
 func readSARIF(t *testing.T, path string) (string, []string) {
 	t.Helper()
@@ -255,7 +292,7 @@ func TestReleaseAssetsAndDependencySnapshot(t *testing.T) {
 
 	assets := gh.Assets()
 	for _, f := range strings.Split(r.outputs["sbom-files"], "\n") {
-		want, err := os.ReadFile(f)
+		want, err := os.ReadFile(filepath.Join(a.env["GITHUB_WORKSPACE"], f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,8 +46,10 @@ type Copied struct {
 	// Tag is the tag's name, the same in both repositories.
 	Tag string
 	// Digest is the digest of the source manifest (an index or an image),
-	// which the destination tag has after the copy; empty when the source
-	// could not be read.
+	// which the destination tag has after the copy. It is set exactly when
+	// the source manifest was read, also when the copy then failed or was
+	// cancelled; empty when the read failed or the run was cancelled
+	// before it.
 	Digest string
 	// Skipped reports that the destination tag already had Digest, so
 	// nothing was written.

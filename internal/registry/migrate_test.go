@@ -603,27 +603,46 @@ func TestMigrateSkipsWhatIsThere(t *testing.T) {
 	}
 }
 
-// inFlight delays each GET of a manifest by tag, and keeps the largest
-// number of them served at once.
-type inFlight struct {
-	mu       sync.Mutex
-	now, max int
+// barrier holds each GET of a manifest by tag until want of them are held
+// at once (or every one of the total tags left is), then lets that batch
+// through; it keeps the largest number held at once. A batch that never
+// fills is let through after a while, and stalled says so.
+type barrier struct {
+	want, total int
+	mu          sync.Mutex
+	held, done  int
+	max         int
+	gate        chan struct{} // closed when the batch being filled may go
+	stalled     atomic.Bool
 }
 
-func (f *inFlight) wrap(h http.Handler) http.Handler {
+func (b *barrier) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/manifests/") || strings.Contains(r.URL.Path, "sha256:") {
 			h.ServeHTTP(w, r)
 			return
 		}
-		f.mu.Lock()
-		f.now++
-		f.max = max(f.max, f.now)
-		f.mu.Unlock()
-		time.Sleep(150 * time.Millisecond)
-		f.mu.Lock()
-		f.now--
-		f.mu.Unlock()
+		b.mu.Lock()
+		b.held++
+		b.max = max(b.max, b.held)
+		if b.gate == nil {
+			b.gate = make(chan struct{})
+		}
+		gate := b.gate
+		if b.held == b.want || b.held+b.done == b.total {
+			close(b.gate)
+			b.gate = nil
+		}
+		b.mu.Unlock()
+		select {
+		case <-gate:
+		case <-time.After(10 * time.Second):
+			b.stalled.Store(true)
+		}
+		b.mu.Lock()
+		b.held--
+		b.done++
+		b.mu.Unlock()
 		h.ServeHTTP(w, r)
 	})
 }
@@ -642,8 +661,8 @@ func TestMigrateConcurrency(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var f inFlight
-			e := newMigrateEnv(t, f.wrap, nil)
+			b := &barrier{want: tt.want, total: 4}
+			e := newMigrateEnv(t, b.wrap, nil)
 			got, err := Migrate(context.Background(), MigrateOptions{From: e.from, To: e.to, Concurrency: tt.concurrency, backoff: &migrateBackoff})
 			if err != nil {
 				t.Fatal(err)
@@ -651,10 +670,35 @@ func TestMigrateConcurrency(t *testing.T) {
 			if len(got) != 4 {
 				t.Errorf("Migrate copied %d tags, want 4", len(got))
 			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if diff := cmp.Diff(tt.want, f.max); diff != "" {
+			if b.stalled.Load() {
+				t.Errorf("fewer than %d tags were read at once", tt.want)
+			}
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if diff := cmp.Diff(tt.want, b.max); diff != "" {
 				t.Errorf("tags read at once (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// cancelOn cancels the run's context on the first request to a manifest by
+// tag with method, and then answers none of them: each is held until the
+// client gives it up and closes its connection. So the request that saw
+// the cancellation fails with it, always, instead of racing its answer.
+// Other requests pass.
+func cancelOn(method string, cancel context.CancelFunc) wrapper {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != method || !strings.Contains(r.URL.Path, "/manifests/") || strings.Contains(r.URL.Path, "sha256:") {
+				h.ServeHTTP(w, r)
+				return
+			}
+			cancel()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+				http.Error(w, "the client did not give the request up on cancellation", http.StatusTeapot)
 			}
 		})
 	}
@@ -662,48 +706,66 @@ func TestMigrateConcurrency(t *testing.T) {
 
 func TestMigrateCancelled(t *testing.T) {
 	t.Parallel()
-	// cancelAt cancels the context when the source is first asked for a
-	// manifest by tag, so no tag gets through.
-	cancelAt := func(cancel context.CancelFunc) wrapper {
-		return func(h http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.Contains(r.URL.Path, "/manifests/") && !strings.Contains(r.URL.Path, "sha256:") {
-					cancel()
-				}
-				h.ServeHTTP(w, r)
-			})
-		}
-	}
+	// A row carries the source's digest exactly when the source's manifest
+	// was read before the cancellation; every row of a cancelled run
+	// fails, and nothing is written to the destination.
 	tests := []struct {
 		name string
-		// before cancels before Migrate starts, else the source cancels.
-		before bool
-		want   []row
+		// before cancels before Migrate starts; else srcAt (the source) or
+		// dstAt (the destination) cancels on a request by tag with that
+		// method.
+		before       bool
+		srcAt, dstAt string
+		want         func(s migrateSource) []row
 	}{
-		{name: "before the start", before: true},
-		{name: "while copying", want: []row{{Tag: "latest", Failed: true}, {Tag: "v1", Failed: true}, {Tag: "v2", Failed: true}}},
+		{name: "before the start", before: true, want: func(migrateSource) []row { return nil }},
+		{
+			name:  "while reading the source",
+			srcAt: http.MethodGet,
+			want: func(migrateSource) []row {
+				return []row{{Tag: "latest", Failed: true}, {Tag: "v1", Failed: true}, {Tag: "v2", Failed: true}}
+			},
+		},
+		{
+			name:  "after reading the source",
+			dstAt: http.MethodHead,
+			want: func(s migrateSource) []row {
+				return []row{{Tag: "latest", Digest: s.index, Failed: true}, {Tag: "v1", Failed: true}, {Tag: "v2", Failed: true}}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var wrap wrapper
-			if tt.before {
+			var srcWrap, dstWrap wrapper
+			switch {
+			case tt.before:
 				cancel()
-			} else {
-				wrap = cancelAt(cancel)
+			case tt.srcAt != "":
+				srcWrap = cancelOn(tt.srcAt, cancel)
+			default:
+				dstWrap = cancelOn(tt.dstAt, cancel)
 			}
-			e := newMigrateEnv(t, wrap, nil)
+			e := newMigrateEnv(t, srcWrap, dstWrap)
 			got, err := Migrate(ctx, MigrateOptions{From: e.from, To: e.to, Tags: []string{"v*", "latest"}, Concurrency: 1, backoff: &migrateBackoff})
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Migrate error = %v, want context.Canceled", err)
 			}
-			if diff := cmp.Diff(tt.want, rows(got)); diff != "" {
+			if diff := cmp.Diff(tt.want(e.src), rows(got)); diff != "" {
 				t.Errorf("Migrate results (-want +got):\n%s", diff)
+			}
+			for _, c := range got {
+				if !errors.Is(c.Err, context.Canceled) {
+					t.Errorf("%s: error %v, want context.Canceled", c.Tag, c.Err)
+				}
 			}
 			if n := e.dstLog.writes.Load(); n != 0 {
 				t.Errorf("%d writing requests reached the destination, want none", n)
+			}
+			if diff := cmp.Diff(map[string]string{}, destinationTags(t, e.seedTo)); diff != "" {
+				t.Errorf("destination tags (-want +got):\n%s", diff)
 			}
 		})
 	}

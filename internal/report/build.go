@@ -73,29 +73,48 @@ func BuildSummary(b Build) string {
 	}
 	if ps := b.ReadBack.Platforms; len(ps) > 0 {
 		s.WriteString("\n| Platform | Digest | Compressed size |\n| --- | --- | --- |\n")
-		for _, p := range ps {
+		for _, p := range ps[:min(len(ps), maxRows)] {
 			fmt.Fprintf(&s, "| %s | `%s` | %s |\n", cell(p.Platform), p.Digest, registry.HumanSize(p.Size))
 		}
+		s.WriteString(more(len(ps), "platforms"))
 		if n := b.ReadBack.Attestations; n > 0 {
 			fmt.Fprintf(&s, "\n%d attestation manifest(s) attached.\n", n)
 		}
 	}
 	if len(rep.Warnings) > 0 {
 		s.WriteString("\n**Build warnings**\n\n")
-		for _, w := range rep.Warnings {
+		for _, w := range rep.Warnings[:min(len(rep.Warnings), maxRows)] {
 			where := ""
 			if w.File != "" {
 				where = fmt.Sprintf(" (%s:%d)", w.File, w.Line)
 			}
-			fmt.Fprintf(&s, "- %s%s\n", w.Short, where)
+			fmt.Fprintf(&s, "- %s%s\n", clip(w.Short), clip(where))
 		}
+		s.WriteString(more(len(rep.Warnings), "build warnings"))
 	}
 	if b.Err != nil {
 		s.WriteString("\n**The build failed**\n\n```\n")
-		s.WriteString(strings.ReplaceAll(b.Err.Error(), "```", "'''"))
+		s.WriteString(strings.ReplaceAll(tailBytes(b.Err.Error(), maxErrorBlock), "```", "'''"))
 		s.WriteString("\n```\n")
 	}
 	return s.String()
+}
+
+// maxErrorBlock is the most of a failed build's error the summary shows:
+// its end, where the failing step's last lines are.
+const maxErrorBlock = 16 << 10
+
+// tailBytes keeps the last max bytes of s (from a line start when there is
+// one), saying how much it left out.
+func tailBytes(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := len(s) - max
+	if i := strings.IndexByte(s[cut:], '\n'); i >= 0 {
+		cut += i + 1
+	}
+	return fmt.Sprintf("(%d bytes left out)\n", cut) + s[cut:]
 }
 
 // Command prints a command one argument per line, as a shell would take it.
@@ -126,9 +145,10 @@ func MergeSummary(digest string, merged []string, img registry.Image) string {
 	fmt.Fprintf(&s, "\n#### Merge\n\nIndex `%s` made of %d pushed digests.\n", digest, len(merged))
 	if len(img.Platforms) > 0 {
 		s.WriteString("\n| Platform | Digest | Compressed size |\n| --- | --- | --- |\n")
-		for _, p := range img.Platforms {
+		for _, p := range img.Platforms[:min(len(img.Platforms), maxRows)] {
 			fmt.Fprintf(&s, "| %s | `%s` | %s |\n", cell(p.Platform), p.Digest, registry.HumanSize(p.Size))
 		}
+		s.WriteString(more(len(img.Platforms), "platforms"))
 	}
 	return s.String()
 }

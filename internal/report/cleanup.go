@@ -68,7 +68,17 @@ func CleanupSummary(c Cleanup) string {
 		skipped[s.Digest] = s.Reason
 	}
 	fmt.Fprintf(&b, "%d deleted, %d kept.\n\n| Version | Tags | | Why |\n| --- | --- | --- | --- |\n", len(c.Deleted), len(c.Plan.Decisions)-len(c.Deleted))
-	for _, d := range c.Plan.Decisions {
+	// The deleted versions first, then the kept ones, each in the plan's
+	// order; no more than maxRows of them.
+	rows := make([]cleanup.Decision, 0, len(c.Plan.Decisions))
+	for _, first := range []bool{true, false} {
+		for _, d := range c.Plan.Decisions {
+			if deleted[d.Version.Digest] == first {
+				rows = append(rows, d)
+			}
+		}
+	}
+	for _, d := range rows[:min(len(rows), maxRows)] {
 		what, why := "kept", d.Reason
 		switch {
 		case deleted[d.Version.Digest] && c.DryRun:
@@ -78,7 +88,20 @@ func CleanupSummary(c Cleanup) string {
 		case skipped[d.Version.Digest] != "":
 			why = "kept: " + skipped[d.Version.Digest]
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", short(d.Version.Digest), cell(strings.Join(d.Version.Tags, ", ")), what, cell(why))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", short(d.Version.Digest), cell(tagList(d.Version.Tags)), what, cell(why))
+	}
+	if len(rows) > maxRows {
+		var del int
+		for _, d := range rows[maxRows:] {
+			if deleted[d.Version.Digest] {
+				del++
+			}
+		}
+		word := "deleted"
+		if c.DryRun {
+			word = "would delete"
+		}
+		fmt.Fprintf(&b, "\nand %d more versions (%s: %d, kept: %d)\n", len(rows)-maxRows, word, del, len(rows)-maxRows-del)
 	}
 	return b.String()
 }
@@ -110,11 +133,20 @@ func MigrateOutputs(copied []registry.Copied) []Output {
 	return []Output{{"migrated", string(data)}}
 }
 
-// MigrateSummary renders what the migration copied.
+// MigrateSummary renders what the migration copied: the failed tags
+// first, then the others, no more than maxRows of them.
 func MigrateSummary(from, to string, copied []registry.Copied) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Migration from %s to %s\n\n| Tag | Digest | |\n| --- | --- | --- |\n", from, to)
-	for _, c := range copied {
+	rows := make([]registry.Copied, 0, len(copied))
+	for _, failed := range []bool{true, false} {
+		for _, c := range copied {
+			if (c.Err != nil) == failed {
+				rows = append(rows, c)
+			}
+		}
+	}
+	for _, c := range rows[:min(len(rows), maxRows)] {
 		what := "copied"
 		switch {
 		case c.Err != nil:
@@ -123,6 +155,18 @@ func MigrateSummary(from, to string, copied []registry.Copied) string {
 			what = "already there"
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", cell(c.Tag), c.Digest, what)
+	}
+	if len(rows) > maxRows {
+		var failed, skipped int
+		for _, c := range rows[maxRows:] {
+			switch {
+			case c.Err != nil:
+				failed++
+			case c.Skipped:
+				skipped++
+			}
+		}
+		fmt.Fprintf(&b, "\nand %d more tags (copied: %d, already there: %d, failed: %d)\n", len(rows)-maxRows, len(rows)-maxRows-failed-skipped, skipped, failed)
 	}
 	return b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/barde/phialo-image-action/internal/meta"
 )
@@ -95,26 +96,70 @@ func Summary(res meta.Result, f Facts) string {
 	if len(res.Tags) == 0 {
 		b.WriteString("| (none: no rule produced a tag for this event) |\n")
 	}
-	for _, t := range res.Tags {
+	for _, t := range res.Tags[:min(len(res.Tags), maxRows)] {
 		fmt.Fprintf(&b, "| `%s` |\n", cell(t))
 	}
+	b.WriteString(more(len(res.Tags), "tags"))
 	b.WriteString("\n| Label | Value |\n| --- | --- |\n")
-	for _, l := range res.Labels {
+	for _, l := range res.Labels[:min(len(res.Labels), maxRows)] {
 		k, v, _ := strings.Cut(l, "=")
 		fmt.Fprintf(&b, "| `%s` | %s |\n", cell(k), cell(v))
 	}
+	b.WriteString(more(len(res.Labels), "labels"))
 	if len(res.Warnings) > 0 {
 		b.WriteString("\n**Warnings**\n\n")
-		for _, w := range res.Warnings {
-			fmt.Fprintf(&b, "- %s\n", w)
+		for _, w := range res.Warnings[:min(len(res.Warnings), maxRows)] {
+			fmt.Fprintf(&b, "- %s\n", clip(w))
 		}
+		b.WriteString(more(len(res.Warnings), "warnings"))
 	}
 	return b.String()
 }
 
-// cell makes a value safe inside a Markdown table cell.
+// Bounds of the step summary, which GitHub drops whole when it is over
+// 1 MiB: every list or table shows at most maxRows entries and then says
+// how many it left out (more), a cell holds at most maxCell bytes and a
+// list of tags in a cell maxCellTags tags. With tags of 128 characters
+// the cleanup table, the largest, stays under 200 KB.
+const (
+	maxRows     = 200
+	maxCell     = 1000
+	maxCellTags = 5
+)
+
+// more is the line that ends a list or table cut at maxRows entries of n,
+// saying how many of what it left out; "" when nothing was cut.
+func more(n int, what string) string {
+	if n <= maxRows {
+		return ""
+	}
+	return fmt.Sprintf("\nand %d more %s\n", n-maxRows, what)
+}
+
+// clip cuts s to maxCell bytes (on a rune boundary), saying so.
+func clip(s string) string {
+	if len(s) <= maxCell {
+		return s
+	}
+	cut := maxCell
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf(" … (%d more bytes)", len(s)-cut)
+}
+
+// tagList joins tags with ", ", the first maxCellTags of them.
+func tagList(tags []string) string {
+	if len(tags) <= maxCellTags {
+		return strings.Join(tags, ", ")
+	}
+	return strings.Join(tags[:maxCellTags], ", ") + fmt.Sprintf(" and %d more", len(tags)-maxCellTags)
+}
+
+// cell makes a value safe inside a Markdown table cell, and cuts it to
+// maxCell bytes.
 func cell(s string) string {
-	s = strings.ReplaceAll(s, "|", `\|`)
+	s = strings.ReplaceAll(clip(s), "|", `\|`)
 	return strings.ReplaceAll(s, "\n", " ")
 }
 

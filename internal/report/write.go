@@ -32,15 +32,33 @@ func WriteOutputs(gha *githubactions.Action, w io.Writer, outs []Output) error {
 	return nil
 }
 
-// WriteSummary appends markdown to GITHUB_STEP_SUMMARY, when the runner set it.
+// maxSummary is the most WriteSummary writes: GitHub drops a step summary
+// over 1 MiB whole. The parts of the summary are bounded well below it
+// (see maxRows); this is the last guard.
+const maxSummary = 1<<20 - 64<<10
+
+// WriteSummary appends markdown to GITHUB_STEP_SUMMARY, when the runner set
+// it, cut at a line to maxSummary bytes when it is longer.
 func WriteSummary(gha *githubactions.Action, markdown string) error {
 	if gha.Getenv("GITHUB_STEP_SUMMARY") == "" {
 		return nil
 	}
+	markdown = capSummary(markdown, maxSummary)
 	if err := fileCommand(func() { gha.AddStepSummary(markdown) }); err != nil {
 		return fmt.Errorf("writing GITHUB_STEP_SUMMARY: %w", err)
 	}
 	return nil
+}
+
+// capSummary cuts markdown at the end of a line so that it and the note
+// saying so fit in max bytes.
+func capSummary(markdown string, max int) string {
+	if len(markdown) <= max {
+		return markdown
+	}
+	const note = "\n**The summary was cut here: GitHub shows no summary over 1 MiB.**\n"
+	cut := strings.LastIndexByte(markdown[:max-len(note)], '\n') + 1
+	return markdown[:cut] + note
 }
 
 // fileCommand runs a go-githubactions file command, which panics when the

@@ -1,18 +1,35 @@
 package scan
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/barde/phialo-image-action/internal/testutil"
 )
@@ -24,8 +41,11 @@ type e2eEnv struct {
 	buildx, trivy          string
 }
 
-// needE2E skips a test with the reason unless BuildKit, a registry, buildx
-// and trivy are there; ./hack/test.sh provides them.
+// needE2E stops a test unless BuildKit, a registry, buildx and trivy are
+// there (./hack/test.sh provides them): it fails when PHIALO_E2E_ENV is set,
+// so a broken environment is a failure there, and skips with the reason
+// otherwise (a plain `go test ./...`). It then takes the BuildKit daemon
+// shared with the other packages' tests.
 func needE2E(t *testing.T) e2eEnv {
 	t.Helper()
 	envFile := os.Getenv("PHIALO_E2E_ENV")
@@ -34,7 +54,7 @@ func needE2E(t *testing.T) e2eEnv {
 	}
 	data, err := os.ReadFile(envFile)
 	if err != nil {
-		t.Skipf("end-to-end environment: reading PHIALO_E2E_ENV: %v", err)
+		t.Fatalf("end-to-end environment: reading PHIALO_E2E_ENV: %v", err)
 	}
 	var e e2eEnv
 	for _, l := range strings.Split(string(data), "\n") {
@@ -47,13 +67,14 @@ func needE2E(t *testing.T) e2eEnv {
 		}
 	}
 	if e.buildkitHost == "" || e.registry == "" {
-		t.Skipf("end-to-end environment: %s lacks BUILDKIT_HOST or PHIALO_REGISTRY", envFile)
+		t.Fatalf("end-to-end environment: %s lacks BUILDKIT_HOST or PHIALO_REGISTRY", envFile)
 	}
 	for name, p := range map[string]*string{"buildx": &e.buildx, "trivy": &e.trivy} {
 		if *p, err = exec.LookPath(name); err != nil {
-			t.Skipf("end-to-end environment: %s is not on PATH: run hack/e2e/install.sh buildx trivy and source hack/e2e/env.sh", name)
+			t.Fatalf("end-to-end environment: %s is not on PATH: run hack/e2e/install.sh buildx trivy and source hack/e2e/env.sh", name)
 		}
 	}
+	testutil.LockBuildKit(t, e.buildkitHost, testutil.BuildKitShared)
 	return e
 }
 
@@ -175,4 +196,241 @@ func TestScanE2E(t *testing.T) {
 			t.Fatalf("Scan of linux/s390x: error %v", err)
 		}
 	})
+}
+
+// plantedBusybox is the advisory the scan tests plant in their database:
+// the testdata/scan image's busybox 1.36.1-r0 is vulnerable.
+var plantedBusybox = testutil.PlantedVuln{
+	ID: "CVE-2099-0001", Family: "alpine", Release: "3.19", Package: "busybox",
+	FixedVersion: "1.36.1-r1", Severity: "CRITICAL", Title: "busybox: planted for the scan test",
+}
+
+// scanEnv is the environment Trivy runs with in the end-to-end tests.
+func scanEnv(t *testing.T, dockerConfig string) []string {
+	t.Helper()
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"TMPDIR=" + t.TempDir(),
+		"DOCKER_CONFIG=" + dockerConfig,
+	}
+}
+
+// slowFront is a front of the registry at host that answers every GET of a
+// blob delay late, as a slow or distant registry does, and counts them.
+type slowFront struct {
+	host     string // the front's host:port
+	blobGets atomic.Int64
+}
+
+func newSlowFront(t *testing.T, host string, delay time.Duration) *slowFront {
+	t.Helper()
+	target := &url.URL{Scheme: "http", Host: host}
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
+	f := &slowFront{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			f.blobGets.Add(1)
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.host = strings.TrimPrefix(srv.URL, "http://")
+	return f
+}
+
+// scanned is one platform's scan: when it ran and how it ended.
+type scanned struct {
+	platform   string
+	start, end time.Time
+	err        error
+	counts     map[string]int
+}
+
+// scanAtOnce scans every platform of ref with tr at the same time and
+// checks that each found the planted vulnerability.
+func scanAtOnce(t *testing.T, tr *Trivy, image, ref string, platforms ...string) []scanned {
+	t.Helper()
+	out := t.TempDir()
+	res := make([]scanned, len(platforms))
+	var wg sync.WaitGroup
+	for i, p := range platforms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := filepath.Join(out, strings.ReplaceAll(p, "/", "-")+".sarif")
+			res[i] = scanned{platform: p, start: time.Now()}
+			res[i].err = tr.Scan(context.Background(), ref, p, file)
+			res[i].end = time.Now()
+			if res[i].err != nil {
+				return
+			}
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				res[i].err = err
+				return
+			}
+			r, err := Process(raw, Options{Image: image, Platform: p, Severities: []string{"CRITICAL", "HIGH"}})
+			res[i].err, res[i].counts = err, r.Counts
+		}()
+	}
+	wg.Wait()
+	for _, r := range res {
+		t.Logf("%s scanned in %s", r.platform, r.end.Sub(r.start).Round(time.Millisecond))
+		if r.err != nil {
+			t.Errorf("scan of %s: %v", r.platform, r.err)
+			continue
+		}
+		if diff := cmp.Diff(map[string]int{"CRITICAL": 1}, r.counts); diff != "" {
+			t.Errorf("%s counts (-want +got):\n%s", r.platform, diff)
+		}
+	}
+	return res
+}
+
+// overlap is how long all of scans ran at the same time.
+func overlap(scans []scanned) time.Duration {
+	start, end := scans[0].start, scans[0].end
+	for _, s := range scans[1:] {
+		if s.start.After(start) {
+			start = s.start
+		}
+		if s.end.Before(end) {
+			end = s.end
+		}
+	}
+	return end.Sub(start)
+}
+
+// TestScansAtOnceE2E scans two platforms of an image at the same time on
+// one cache directory, from a registry that answers blobs 6 s late, so each
+// scan lasts longer than the 5 s Trivy waits for a lock in the cache
+// directory. Neither may wait for the other, let alone fail with "cache may
+// be in use by another process".
+func TestScansAtOnceE2E(t *testing.T) {
+	e := needE2E(t)
+	image, ref, dockerConfig := pushFixture(t, e)
+	const delay = 6 * time.Second
+	front := newSlowFront(t, e.registry, delay)
+	_, digest, _ := strings.Cut(ref, "@")
+	slowImage := front.host + strings.TrimPrefix(image, e.registry)
+	cache := t.TempDir()
+	testutil.WriteTrivyDB(t, cache, plantedBusybox)
+	tr := &Trivy{Bin: e.trivy, CacheDir: cache, Offline: true, Timeout: 2 * time.Minute, Env: scanEnv(t, dockerConfig)}
+
+	scans := scanAtOnce(t, tr, slowImage, slowImage+"@"+digest, "linux/amd64", "linux/arm64")
+	if t.Failed() {
+		return
+	}
+	if n := front.blobGets.Load(); n < 2 {
+		t.Errorf("the scans read %d blobs through the slow front, want at least one each", n)
+	}
+	if o := overlap(scans); o < delay {
+		t.Errorf("the scans ran %s at the same time, want more than %s (longer than Trivy's 5 s lock timeout)", o.Round(time.Millisecond), delay)
+	}
+}
+
+// dbRegistry is a registry holding a Trivy vulnerability database, as
+// ghcr.io/aquasecurity/trivy-db does, that counts the downloads of it. A
+// download takes dbDelay, as the real database's tens of megabytes do, so
+// scans started together would all find it missing.
+type dbRegistry struct {
+	repo      string // host:port/trivy-db:2
+	downloads atomic.Int64
+}
+
+// dbDelay is how long a download of the database takes.
+const dbDelay = 2 * time.Second
+
+// newDBRegistry serves a database holding vulns as the OCI artifact
+// <registry>/trivy-db:2: one layer, db.tar.gz, with trivy.db and
+// metadata.json.
+func newDBRegistry(t *testing.T, vulns ...testutil.PlantedVuln) *dbRegistry {
+	t.Helper()
+	src := t.TempDir()
+	testutil.WriteTrivyDB(t, src, vulns...)
+	var tgz bytes.Buffer
+	gz := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(gz)
+	for _, f := range []string{"trivy.db", "metadata.json"} {
+		data, err := os.ReadFile(filepath.Join(src, "db", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: f, Mode: 0o644, Size: int64(len(data))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer := static.NewLayer(tgz.Bytes(), "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip")
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, Annotations: map[string]string{"org.opencontainers.image.title": "db.tar.gz"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), "application/vnd.aquasec.trivy.config.v1+json")
+	digest, err := layer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dbRegistry{}
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+digest.String()) {
+			d.downloads.Add(1)
+			select {
+			case <-time.After(dbDelay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	d.repo = strings.TrimPrefix(srv.URL, "http://") + "/trivy-db:2"
+	tag, err := name.NewTag(d.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestDownloadDBOnceE2E downloads the database into an empty cache
+// directory once, then scans two platforms at the same time with it: the
+// scans download nothing, and a second DownloadDB finds it up to date.
+func TestDownloadDBOnceE2E(t *testing.T) {
+	e := needE2E(t)
+	image, ref, dockerConfig := pushFixture(t, e)
+	db := newDBRegistry(t, plantedBusybox)
+	cache := filepath.Join(t.TempDir(), "trivy")
+	tr := &Trivy{Bin: e.trivy, CacheDir: cache, DBRepository: db.repo, Timeout: 2 * time.Minute, Env: scanEnv(t, dockerConfig)}
+
+	if err := tr.DownloadDB(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.downloads.Load(); n != 1 {
+		t.Fatalf("DownloadDB downloaded the database %d times, want once", n)
+	}
+	scanAtOnce(t, tr, image, ref, "linux/amd64", "linux/arm64")
+	if err := tr.DownloadDB(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.downloads.Load(); n != 1 {
+		t.Errorf("the database was downloaded %d times in all, want once: the scans and a second DownloadDB must use it as it is", n)
+	}
 }

@@ -42,6 +42,11 @@ func TestArgsGolden(t *testing.T) {
 			Severities:   []string{"CRITICAL"},
 			Env:          []string{"DOCKER_CONFIG=/runner/temp/docker"},
 		},
+		"user-cache-backend": {
+			Bin:      "trivy",
+			CacheDir: "/runner/temp/trivy",
+			Env:      []string{"DOCKER_CONFIG=/runner/temp/docker", "TRIVY_CACHE_BACKEND=redis://cache:6379"},
+		},
 	}
 	for name, tr := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -51,6 +56,88 @@ func TestArgsGolden(t *testing.T) {
 				t.Errorf("argv does not start with image and end with the reference: %q", args)
 			}
 			testutil.Golden(t, filepath.Join("testdata", "args", name+".golden"), strings.Join(args, "\n")+"\n", *update)
+			download := DownloadArgs(&tr)
+			testutil.Golden(t, filepath.Join("testdata", "download-args", name+".golden"), strings.Join(download, "\n")+"\n", *update)
+		})
+	}
+}
+
+// TestArgsScansDoNotLock checks the flags that keep scans running at once
+// on one cache directory from waiting on each other's locks: the scan cache
+// in memory and the database only read.
+func TestArgsScansDoNotLock(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		trivy       Trivy
+		wantBackend bool
+	}{
+		{"defaults", Trivy{Bin: "trivy"}, true},
+		{"with a cache dir and env", Trivy{Bin: "trivy", CacheDir: "/c", Env: []string{"DOCKER_CONFIG=/d"}}, true},
+		{"offline", Trivy{Bin: "trivy", CacheDir: "/c", Offline: true}, true},
+		{"the user's backend", Trivy{Bin: "trivy", Env: []string{"TRIVY_CACHE_BACKEND=redis://cache:6379"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := strings.Join(Args(&tt.trivy, testRef, "linux/amd64", "/out.sarif"), " ")
+			if !strings.Contains(args, " --skip-db-update ") {
+				t.Errorf("argv lacks --skip-db-update: %s", args)
+			}
+			if got := strings.Contains(args, " --cache-backend memory "); got != tt.wantBackend {
+				t.Errorf("argv has --cache-backend memory: %v, want %v: %s", got, tt.wantBackend, args)
+			}
+		})
+	}
+}
+
+func TestDownloadDB(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		trivy   Trivy
+		fake    fakeTrivy
+		wantRun bool
+		wantErr string
+	}{
+		{name: "downloads", trivy: Trivy{Bin: "/opt/trivy", CacheDir: "/c", DBRepository: "mirror.example/trivy-db:2"}, wantRun: true},
+		{name: "offline", trivy: Trivy{Bin: "/opt/trivy", Offline: true}},
+		{name: "TRIVY_SKIP_DB_UPDATE", trivy: Trivy{Bin: "/opt/trivy", Env: []string{"TRIVY_SKIP_DB_UPDATE=true"}}},
+		{name: "TRIVY_SKIP_DB_UPDATE false", trivy: Trivy{Bin: "/opt/trivy", Env: []string{"TRIVY_SKIP_DB_UPDATE=false"}}, wantRun: true},
+		{
+			name:    "failure ends with trivy's last lines",
+			trivy:   Trivy{Bin: "/opt/trivy", CacheDir: "/c"},
+			fake:    fakeTrivy{stderr: "FATAL\tfailed to download vulnerability DB\n", err: errors.New("exit status 1")},
+			wantRun: true,
+			wantErr: "downloading Trivy's database to \"/c\": exit status 1\ntrivy said:\n  FATAL\tfailed to download vulnerability DB",
+		},
+		{name: "no binary", wantErr: "no trivy binary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := tt.fake
+			tr := tt.trivy
+			tr.Exec = fake.exec
+			err := tr.DownloadDB(context.Background())
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("DownloadDB: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("DownloadDB error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if (fake.calls == 1) != tt.wantRun || fake.calls > 1 {
+				t.Fatalf("trivy ran %d times, want it to run: %v", fake.calls, tt.wantRun)
+			}
+			if !tt.wantRun {
+				return
+			}
+			if diff := cmp.Diff(DownloadArgs(&tr), fake.args); diff != "" {
+				t.Errorf("argv (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tr.Env, fake.env); diff != "" {
+				t.Errorf("env (-want +got):\n%s", diff)
+			}
 		})
 	}
 }
