@@ -50,3 +50,39 @@ stop_pid() {
   log "pid $pid still alive after KILL"
   return 1
 }
+
+# unmount_under DIR: unmount every mount below DIR, deepest first (a daemon
+# that had to be killed can leave overlay and netns mounts behind).
+# Returns 1 if one stays mounted.
+unmount_under() {
+  local m rc=0
+  while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" || rc=1
+  done < <(awk -v s="${1%/}/" 'substr($5, 1, length(s)) == s { print $5 }' /proc/self/mountinfo | sort -r)
+  return "$rc"
+}
+
+# remove_bridge NAME: delete a bridge that hack/e2e/up.sh made for a dockerd,
+# and the iptables rules that name it or its subnet: dockerd keeps the rules
+# of its default bridge when it stops.
+remove_bridge() {
+  local name=$1 subnet='' table rule
+  subnet=$(ip -4 -o addr show dev "$name" 2>/dev/null | awk '{ print $4; exit }')
+  if [[ -n $subnet ]]; then
+    # 10.213.7.1/24 -> 10.213.7.0/24, as the rules write it.
+    subnet=${subnet%.*/*}.0/${subnet#*/}
+  fi
+  for table in nat filter; do
+    iptables -t "$table" -S 2>/dev/null |
+      awk -v n="$name" -v s="${subnet:-none}" '$1 == "-A" {
+        for (i = 2; i <= NF; i++) if ($i == n || $i == s) { print; next }
+      }' |
+      while read -r -a rule; do
+        rule[0]=-D
+        iptables -t "$table" "${rule[@]}" 2>/dev/null || true
+      done
+  done
+  if ip link show "$name" >/dev/null 2>&1; then
+    ip link delete "$name" || return 1
+  fi
+}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,14 +21,9 @@ import (
 	"github.com/barde/phialo-image-action/internal/config"
 	"github.com/barde/phialo-image-action/internal/ghevent"
 	"github.com/barde/phialo-image-action/internal/meta"
-	"github.com/barde/phialo-image-action/internal/proc"
 	"github.com/barde/phialo-image-action/internal/registry"
 	"github.com/barde/phialo-image-action/internal/report"
 )
-
-// binfmtImage installs QEMU emulators through a Docker daemon, as
-// docker/setup-qemu-action does.
-const binfmtImage = "docker.io/tonistiigi/binfmt:latest"
 
 // buildPlan is everything a build needs, decided before anything runs.
 type buildPlan struct {
@@ -130,15 +124,27 @@ type session struct {
 	work         string
 	dockerConfig string
 	logins       []registry.Login
+	// host is the runner's Docker daemon and the action's container on it.
+	host host
 }
 
+// newSession makes the run's work directory under RUNNER_TEMP and the
+// Docker config in it. Runners older than 2.331 (GHES) pass RUNNER_TEMP as
+// the host's path, which does not exist in the action's container: the
+// work directory is then a private one in the container's temporary
+// directory.
 func newSession(gha *githubactions.Action, b config.Build) (*session, error) {
 	parent := gha.Getenv("RUNNER_TEMP")
-	if parent == "" {
-		parent = os.TempDir()
-	}
 	work, err := os.MkdirTemp(parent, "phialo-image-action-")
+	if err != nil && parent != "" && errors.Is(err, os.ErrNotExist) {
+		gha.Debugf("RUNNER_TEMP %q does not exist in the action's container (a runner older than 2.331 passes the host's path); the work directory is a private one under %q instead", parent, os.TempDir())
+		parent = ""
+		work, err = os.MkdirTemp(parent, "phialo-image-action-")
+	}
 	if err != nil {
+		if parent == "" {
+			parent = os.TempDir()
+		}
 		return nil, fmt.Errorf("creating a work directory under %q: %w", parent, err)
 	}
 	s := &session{work: work}
@@ -177,19 +183,27 @@ func runBuild(ctx context.Context, gha *githubactions.Action, stdout io.Writer, 
 	}
 
 	gha.Group("Builder")
-	bl, err := bx.Setup(ctx, buildx.SetupOptions{
-		Existing:    b.Builder,
-		Endpoint:    b.BuildKitEndpoint,
-		Docker:      dockerAvailable(gha.Getenv),
-		Name:        builderName(ev),
-		Platforms:   b.Platforms,
-		InstallQEMU: qemuInstaller(gha.Getenv, bx.Env, stdout),
-	})
-	defer func() {
-		if rmErr := bx.Remove(bl); rmErr != nil {
-			err = errors.Join(err, rmErr)
-		}
-	}()
+	opts0 := buildx.SetupOptions{
+		Existing:  b.Builder,
+		Endpoint:  b.BuildKitEndpoint,
+		Name:      builderName(ev),
+		Platforms: b.Platforms,
+	}
+	var bl *buildx.Builder
+	switch {
+	case b.Builder != "" && b.Builder != "default" && !builderRecorded(userBuildxConfig(gha.Getenv), b.Builder):
+		err = errBuilderHidden(b.Builder, filepath.Join(userBuildxConfig(gha.Getenv), "instances"))
+	case b.Builder == "" && b.BuildKitEndpoint == "" && s.host.docker != nil:
+		var remove func() error
+		bl, remove, err = ownBuildKit(ctx, gha, stdout, s.host, b, bx, opts0, work)
+		defer func() {
+			if rmErr := remove(); rmErr != nil {
+				err = errors.Join(err, rmErr)
+			}
+		}()
+	default:
+		bl, err = bx.Setup(ctx, opts0)
+	}
 	if bl != nil {
 		fmt.Fprintf(stdout, "builder %s", bl.Name)
 		if bl.Driver != "" {
@@ -325,36 +339,11 @@ func userBuildxConfig(getenv func(string) string) string {
 	return filepath.Join(home, ".docker", "buildx")
 }
 
-// dockerAvailable reports whether a Docker daemon is reachable: GitHub's
-// runner mounts /var/run/docker.sock into container actions.
-func dockerAvailable(getenv func(string) string) bool {
-	if getenv("DOCKER_HOST") != "" {
-		return true
-	}
-	st, err := os.Stat("/var/run/docker.sock")
-	return err == nil && st.Mode()&os.ModeSocket != 0
-}
-
-// qemuInstaller installs emulators through the Docker daemon with the
-// docker CLI, or is nil when there is no daemon or no CLI.
-func qemuInstaller(getenv func(string) string, env []string, log io.Writer) func(context.Context, []string) error {
-	if !dockerAvailable(getenv) {
-		return nil
-	}
-	docker, err := exec.LookPath("docker")
-	if err != nil {
-		return nil
-	}
-	return func(ctx context.Context, platforms []string) error {
-		var arches []string
-		for _, p := range platforms {
-			parts := strings.Split(p, "/")
-			if len(parts) > 1 {
-				arches = append(arches, parts[1])
-			}
-		}
-		return proc.Exec(ctx, docker, []string{"run", "--privileged", "--rm", binfmtImage, "--install", strings.Join(arches, ",")}, env, log, log)
-	}
+// builderRecorded reports whether buildx's state in dir records a builder
+// named name.
+func builderRecorded(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, "instances", name))
+	return err == nil
 }
 
 // nodeID is the run's buildx client identity: the same for runs of one

@@ -36,6 +36,16 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	if cfg.GitHubToken != "" {
 		gha.AddMask(cfg.GitHubToken)
 	}
+	h := connectDocker(ctx, gha)
+	defer h.close()
+	translateInputs(gha, h.self, cfg)
+	if strings.TrimSpace(cfg.Build.BuildKitdConfig) != "" {
+		done, err := trustConfigCAs(cfg.Build.BuildKitdConfig, h)
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
 	for _, w := range cfg.Warnings {
 		gha.Warningf("%s", w)
 	}
@@ -118,6 +128,7 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 			gha.Warningf("%v", cerr)
 		}
 	}()
+	sess.host = h
 	done, buildErr := runBuild(ctx, gha, stdout, cfg, ev, plan, image, sess)
 	for _, w := range done.result.Report.Warnings {
 		fields := map[string]string{"title": "build warning"}
@@ -145,7 +156,7 @@ func Run(ctx context.Context, gha *githubactions.Action, stdout io.Writer) error
 	if buildErr == nil && plan.opts.PushByDigest != "" {
 		// One platform of a distributed build: the merge job describes,
 		// scans and tidies the whole image.
-		buildErr = writeDigestFile(cfg.Distributed.DigestsDir, done.result.Metadata.Digest)
+		buildErr = writeDigestFile(newWorkspaceOwner(ev.Workspace, gha.Warningf), cfg.Distributed.DigestsDir, done.result.Metadata.Digest)
 		outs = append(outs, report.BuildOutputs(bs)...)
 	} else if buildErr == nil {
 		outs = append(outs, report.BuildOutputs(bs)...)

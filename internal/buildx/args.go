@@ -108,16 +108,6 @@ func BuildArgs(o BuildOptions) []string {
 	return append(args, context)
 }
 
-// CreateArgs is the argv of `buildx create` for a builder named name: the
-// remote driver for a BuildKit endpoint, else a docker-container builder on
-// the host's Docker daemon.
-func CreateArgs(name, endpoint string) []string {
-	if endpoint != "" {
-		return []string{"create", "--name", name, "--driver", "remote", endpoint}
-	}
-	return []string{"create", "--name", name, "--driver", "docker-container", "--bootstrap"}
-}
-
 // missingPlatforms returns the wanted platforms the builder does not list.
 // A builder listing linux/arm64 serves linux/arm64/v8 too.
 func missingPlatforms(want, have []string) []string {

@@ -73,13 +73,6 @@ func TestBuildArgsGolden(t *testing.T) {
 	}
 }
 
-func TestCreateArgs(t *testing.T) {
-	t.Parallel()
-	got := strings.Join(CreateArgs("phialo-1", "unix:///run/buildkit/buildkitd.sock"), "\n") + "\n---\n" +
-		strings.Join(CreateArgs("phialo-2", ""), "\n") + "\n"
-	testutil.Golden(t, filepath.Join("testdata", "args", "create.golden"), got, *update)
-}
-
 func TestParsePlatforms(t *testing.T) {
 	t.Parallel()
 	out := `Name:          phialo-1
@@ -134,11 +127,11 @@ func TestSetup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Remove(bl); err != nil {
-			t.Fatal(err)
-		}
 		if len(f.calls) != 0 {
 			t.Errorf("buildx was run: %q", f.calls)
+		}
+		if bl.Driver != "remote" || !bl.Created {
+			t.Errorf("builder = %+v, want a created remote builder", bl)
 		}
 		data, err := os.ReadFile(filepath.Join(dir, "instances", "phialo-1"))
 		if err != nil {
@@ -151,7 +144,7 @@ func TestSetup(t *testing.T) {
 			t.Errorf("builder record:\n got %s\nwant %s", data, want)
 		}
 	})
-	t.Run("existing builder is used as it is and never removed", func(t *testing.T) {
+	t.Run("existing builder is used as it is", func(t *testing.T) {
 		t.Parallel()
 		f := &fakeBuildx{platforms: "linux/amd64"}
 		b := &Buildx{Bin: "buildx", Exec: f.exec}
@@ -159,8 +152,8 @@ func TestSetup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Remove(bl); err != nil {
-			t.Fatal(err)
+		if bl.Created {
+			t.Error("an existing builder is marked as created")
 		}
 		if len(f.calls) != 0 {
 			t.Errorf("buildx was run: %q", f.calls)
@@ -178,12 +171,13 @@ func TestSetup(t *testing.T) {
 			t.Errorf("CheckPlatforms error = %v", err)
 		}
 	})
-	t.Run("docker-container builder installs QEMU for missing platforms and is removed", func(t *testing.T) {
+	t.Run("the run's own BuildKit gets QEMU for missing platforms", func(t *testing.T) {
 		t.Parallel()
 		f := &fakeBuildx{platforms: "linux/amd64"}
-		b := &Buildx{Bin: "buildx", Exec: f.exec}
+		b := &Buildx{Bin: "buildx", Exec: f.exec, ConfigDir: t.TempDir()}
 		var installed []string
-		bl, err := b.Setup(context.Background(), SetupOptions{Docker: true, Name: "phialo-3", Platforms: []string{"linux/amd64", "linux/arm64"},
+		bl, err := b.Setup(context.Background(), SetupOptions{Endpoint: "unix:///w/buildkitd.sock", Driver: "docker-container", CheckFirst: true,
+			Name: "phialo-3", Platforms: []string{"linux/amd64", "linux/arm64"},
 			InstallQEMU: func(_ context.Context, ps []string) error {
 				installed = ps
 				f.platforms = "linux/amd64, linux/arm64"
@@ -195,24 +189,22 @@ func TestSetup(t *testing.T) {
 		if !cmp.Equal(installed, []string{"linux/arm64"}) {
 			t.Errorf("QEMU installed for %q, want [linux/arm64]", installed)
 		}
-		if err := b.Remove(bl); err != nil {
-			t.Fatal(err)
+		if bl.Driver != "docker-container" {
+			t.Errorf("driver = %q", bl.Driver)
 		}
 		want := []string{
-			"create --name phialo-3 --driver docker-container --bootstrap",
 			"inspect --bootstrap --builder phialo-3",
 			"inspect --bootstrap --builder phialo-3",
-			"rm --force phialo-3",
 		}
 		if diff := cmp.Diff(want, f.calls); diff != "" {
 			t.Errorf("calls (-want +got):\n%s", diff)
 		}
 	})
-	t.Run("docker-container builder without QEMU installer fails", func(t *testing.T) {
+	t.Run("the run's own BuildKit without QEMU installer fails", func(t *testing.T) {
 		t.Parallel()
 		f := &fakeBuildx{platforms: "linux/amd64"}
-		b := &Buildx{Bin: "buildx", Exec: f.exec}
-		bl, err := b.Setup(context.Background(), SetupOptions{Docker: true, Name: "phialo-4", Platforms: []string{"linux/arm64"}})
+		b := &Buildx{Bin: "buildx", Exec: f.exec, ConfigDir: t.TempDir()}
+		bl, err := b.Setup(context.Background(), SetupOptions{Endpoint: "unix:///w/buildkitd.sock", CheckFirst: true, Name: "phialo-4", Platforms: []string{"linux/arm64"}})
 		if err == nil || !strings.Contains(err.Error(), "does not support linux/arm64") {
 			t.Errorf("Setup error = %v", err)
 		}

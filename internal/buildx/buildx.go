@@ -1,6 +1,6 @@
-// Package buildx drives the buildx CLI: it creates and removes builders,
+// Package buildx drives the buildx CLI: it records builders, checks their platforms,
 // runs builds, reads their progress stream and metadata file. The argv is
-// built by pure functions (BuildArgs, CreateArgs) and golden-tested.
+// built by a pure function (BuildArgs) and golden-tested.
 package buildx
 
 import (
@@ -91,10 +91,11 @@ func (b *Buildx) output(ctx context.Context, args ...string) (string, error) {
 // Builder is the builder a run uses.
 type Builder struct {
 	Name string
-	// Driver is "remote" or "docker-container" for a builder the run
-	// created, "" for an existing one.
+	// Driver is what the builder is, as shown in the log: "remote", or
+	// "docker-container" for the run's own BuildKit container; "" for an
+	// existing builder.
 	Driver string
-	// Created is true when the run created it.
+	// Created is true when the run recorded it.
 	Created bool
 	// Platforms are the platforms its nodes support, when they were read.
 	Platforms []string
@@ -104,14 +105,18 @@ type Builder struct {
 type SetupOptions struct {
 	// Existing names a builder to use as it is.
 	Existing string
-	// Endpoint creates a remote builder for a running BuildKit daemon.
+	// Endpoint is the address of a running BuildKit daemon: a remote
+	// builder is recorded for it.
 	Endpoint string
-	// Docker reports whether a Docker daemon is reachable (GitHub's runner
-	// mounts its socket into container actions): a docker-container builder
-	// is created there.
-	Docker bool
-	// Name is the name of a created builder; unique per run.
+	// Driver is shown for the recorded builder; "" means "remote".
+	Driver string
+	// Name is the name of a recorded builder; unique per run.
 	Name string
+	// CheckFirst reads the builder's platforms before the build and
+	// installs emulators for the missing ones (the run's own BuildKit,
+	// whose host the run can change); otherwise they are checked only when
+	// a build fails.
+	CheckFirst bool
 	// Platforms must all be supported.
 	Platforms []string
 	// InstallQEMU installs emulators for the missing platforms through the
@@ -120,12 +125,10 @@ type SetupOptions struct {
 }
 
 // Setup returns the builder to build with. An existing builder is used as
-// it is and a remote one is registered without starting a process: their
-// platforms are checked only when a build fails (CheckPlatforms), so a
-// build that works pays nothing for the check. A docker-container builder
-// is created, bootstrapped and given QEMU emulators for missing platforms
-// before the build. On error, a builder that was created is returned too,
-// so the caller removes it.
+// it is and a remote one is registered without starting a process. Unless
+// CheckFirst is set, their platforms are checked only when a build fails
+// (CheckPlatforms), so a build that works pays nothing for the check. With
+// CheckFirst, missing platforms get QEMU emulators before the build.
 func (b *Buildx) Setup(ctx context.Context, o SetupOptions) (*Builder, error) {
 	if b.NodeID != "" && b.ConfigDir != "" {
 		if err := os.MkdirAll(b.ConfigDir, 0o700); err != nil {
@@ -138,24 +141,21 @@ func (b *Buildx) Setup(ctx context.Context, o SetupOptions) (*Builder, error) {
 	switch {
 	case o.Existing != "":
 		return &Builder{Name: o.Existing}, nil
-	case o.Endpoint != "":
-		if err := b.registerRemote(o.Name, o.Endpoint); err != nil {
-			return nil, err
-		}
-		return &Builder{Name: o.Name, Driver: "remote", Created: true}, nil
-	case !o.Docker:
+	case o.Endpoint == "":
 		return nil, errors.New("no builder: set buildkit-endpoint (unix:// or tcp:// address of a BuildKit daemon) or builder, or run where a Docker daemon is reachable")
 	}
-	bl := &Builder{Name: o.Name, Driver: "docker-container"}
-	if _, err := b.output(ctx, CreateArgs(o.Name, "")...); err != nil {
-		return nil, fmt.Errorf("creating builder %q: %w", o.Name, err)
+	if err := b.registerRemote(o.Name, o.Endpoint); err != nil {
+		return nil, err
 	}
-	bl.Created = true
+	bl := &Builder{Name: o.Name, Driver: o.Driver, Created: true}
+	if bl.Driver == "" {
+		bl.Driver = "remote"
+	}
+	if !o.CheckFirst {
+		return bl, nil
+	}
 	missing, err := b.CheckPlatforms(ctx, bl, o.Platforms)
-	if err == nil || missing == nil {
-		return bl, err
-	}
-	if o.InstallQEMU == nil {
+	if err == nil || missing == nil || o.InstallQEMU == nil {
 		return bl, err
 	}
 	if err := o.InstallQEMU(ctx, missing); err != nil {
@@ -254,23 +254,6 @@ func parsePlatforms(out string) []string {
 		}
 	}
 	return ps
-}
-
-// Remove removes a docker-container builder the run created (its
-// container runs on the host). A remote builder is only a record in the
-// run's buildx state, which goes with the run's work directory. It uses its
-// own short deadline, so it also runs after the run's context was
-// cancelled.
-func (b *Buildx) Remove(bl *Builder) error {
-	if bl == nil || !bl.Created || bl.Driver != "docker-container" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := b.output(ctx, "rm", "--force", bl.Name); err != nil {
-		return fmt.Errorf("removing builder %q: %w", bl.Name, err)
-	}
-	return nil
 }
 
 // Metadata is buildx's --metadata-file.

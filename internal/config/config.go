@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/barde/phialo-image-action/internal/ghevent"
 	"github.com/barde/phialo-image-action/internal/meta"
@@ -124,6 +125,12 @@ type Build struct {
 	// Registry, Username and Password are the login; no password, no login.
 	Registry, Username, Password string
 	Builder, BuildKitEndpoint    string
+	// BuildKitImage is the image of the BuildKit container the action
+	// starts on the Docker daemon; BinfmtImage installs QEMU emulators.
+	BuildKitImage, BinfmtImage string
+	// BuildKitdConfig is buildkitd.toml for that container (mirrors,
+	// private CAs), parsed as TOML when read.
+	BuildKitdConfig string
 	// Cache lists the enabled cache kinds: gha, registry, inline.
 	Cache                           []string
 	CacheScope, CacheRef, CacheMode string
@@ -272,6 +279,14 @@ func Load(get Getter, getenv func(string) string, ev *ghevent.Context) (*Config,
 	return c, errors.Join(l.errs...)
 }
 
+// DefaultBuildKitImage is the BuildKit image the action starts on the
+// Docker daemon: the one buildx's docker-container driver uses.
+const DefaultBuildKitImage = "moby/buildkit:buildx-stable-1"
+
+// DefaultBinfmtImage installs QEMU emulators. Its tags follow
+// tonistiigi/binfmt's release scheme, qemu-v<QEMU version>-<build>.
+const DefaultBinfmtImage = "tonistiigi/binfmt:qemu-v10.2.3-68"
+
 // DefaultPlatforms is the platforms input's default.
 const DefaultPlatforms = "linux/amd64,linux/arm64"
 
@@ -285,6 +300,9 @@ func (l *loader) build(get Getter, getenv func(string) string, ev *ghevent.Conte
 		BuildContexts:    meta.SplitLines(get("build-contexts")),
 		Builder:          trimmed("builder"),
 		BuildKitEndpoint: trimmed("buildkit-endpoint"),
+		BuildKitImage:    trimmed("buildkit-image"),
+		BinfmtImage:      trimmed("binfmt-image"),
+		BuildKitdConfig:  get("buildkitd-config"),
 		CacheScope:       trimmed("cache-scope"),
 		CacheRef:         trimmed("cache-ref"),
 		Provenance:       trimmed("provenance"),
@@ -335,6 +353,23 @@ func (l *loader) build(get Getter, getenv func(string) string, ev *ghevent.Conte
 
 	if e := b.BuildKitEndpoint; e != "" && !strings.HasPrefix(e, "unix://") && !strings.HasPrefix(e, "tcp://") {
 		l.errorf("buildkit-endpoint", e, "unix:///path/to/buildkitd.sock or tcp://host:port")
+	}
+	if b.BuildKitImage == "" {
+		b.BuildKitImage = DefaultBuildKitImage
+	}
+	if b.BinfmtImage == "" {
+		b.BinfmtImage = DefaultBinfmtImage
+	}
+	for _, in := range [][2]string{{"buildkit-image", b.BuildKitImage}, {"binfmt-image", b.BinfmtImage}} {
+		if _, err := name.ParseReference(in[1]); err != nil {
+			l.errorf(in[0], in[1], "an image reference such as "+Defaults[in[0]])
+		}
+	}
+	if strings.TrimSpace(b.BuildKitdConfig) != "" {
+		var v map[string]any
+		if err := toml.Unmarshal([]byte(b.BuildKitdConfig), &v); err != nil {
+			l.errs = append(l.errs, fmt.Errorf(`input "buildkitd-config": not valid TOML (%v); want buildkitd.toml's content, such as [registry."mirror.example:5000"] with ca = ["/path/ca.pem"]`, err))
+		}
 	}
 	if b.Builder != "" && b.BuildKitEndpoint != "" {
 		l.errs = append(l.errs, fmt.Errorf(`inputs "builder" and "buildkit-endpoint": both set (%q, %q); want one of them`, b.Builder, b.BuildKitEndpoint))

@@ -75,9 +75,11 @@ func TestLoadDefaults(t *testing.T) {
 			Platforms: []string{"linux/amd64", "linux/arm64"},
 			Registry:  "ghcr.io",
 			// No actor in the fixture env, and no token: no login.
-			Cache:     []string{"gha", "registry"},
-			CacheRef:  "ghcr.io/barde/phialoastro:buildcache",
-			CacheMode: "max",
+			Cache:         []string{"gha", "registry"},
+			CacheRef:      "ghcr.io/barde/phialoastro:buildcache",
+			CacheMode:     "max",
+			BuildKitImage: config.DefaultBuildKitImage,
+			BinfmtImage:   config.DefaultBinfmtImage,
 		},
 		Supply: config.Supply{
 			SBOM:           true,

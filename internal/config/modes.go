@@ -14,6 +14,8 @@ var Defaults = map[string]string{
 	"github-token":        "${{ github.token }}",
 	"context":             ".",
 	"platforms":           DefaultPlatforms,
+	"buildkit-image":      DefaultBuildKitImage,
+	"binfmt-image":        DefaultBinfmtImage,
 	"cache":               "gha,registry",
 	"cache-mode":          "max",
 	"force-rebuild":       "false",
@@ -40,7 +42,7 @@ var Defaults = map[string]string{
 }
 
 // common are the inputs every mode reads.
-var common = []string{"images", "github-token", "dry-run", "mode", "registry", "username", "password"}
+var common = []string{"images", "github-token", "dry-run", "mode", "registry", "username", "password", "buildkitd-config"}
 
 // modeInputs lists, per mode, the inputs it reads besides the common ones.
 // The README documents the same.
