@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/barde/phialo-image-action/internal/runneremu"
 	"github.com/barde/phialo-image-action/internal/testutil"
@@ -453,6 +454,31 @@ func TestPushMain(t *testing.T) {
 	}
 }
 
+// mirror copies images of the daemon to the registry service, each to the
+// repository a registry mirror serves it under.
+func (j *job) mirror(t *testing.T, ctx context.Context, images map[string]string) {
+	t.Helper()
+	for local, path := range images {
+		tarPath := filepath.Join(t.TempDir(), "image.tar")
+		docker(t, "save", "-o", tarPath, local)
+		tag, err := name.NewTag(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := tarball.ImageFromPath(tarPath, &tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference("registry:5000/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, j.remote(ctx)...); err != nil {
+			t.Fatalf("mirroring %s: %v", local, err)
+		}
+	}
+}
+
 // unregisterEmulator removes a binfmt_misc registration of the kernel.
 func unregisterEmulator(t *testing.T, name string) {
 	t.Helper()
@@ -710,4 +736,63 @@ func pushImage(t *testing.T, ctx context.Context, j *job, tag string) string {
 		t.Fatal(err)
 	}
 	return d.String()
+}
+
+// TestExampleTargets builds the example project's three images (the
+// targets ci, dev and production of examples/site/Dockerfile) as
+// docker-base-images.yml does, one step each, in one job.
+func TestExampleTargets(t *testing.T) {
+	needEmulation(t)
+	j := newJob(t)
+	if out, err := exec.Command("cp", "-a", filepath.Join(root, "examples", "site"), filepath.Join(j.Workspace, "site")).CombinedOutput(); err != nil {
+		t.Fatalf("copying the example: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	// Its bases come from Docker Hub and gcr.io: here through the registry
+	// service as their mirror, as a pull-through cache would serve them.
+	j.mirror(t, ctx, map[string]string{
+		"golang:1.26.8-bookworm":                   "library/golang:1.26.8-bookworm",
+		"gcr.io/distroless/static-debian12:latest": "distroless/static-debian12:latest",
+	})
+	config := j.buildInputs(nil)["buildkitd-config"] + `[registry."docker.io"]
+  mirrors = ["registry:5000"]
+[registry."gcr.io"]
+  mirrors = ["registry:5000"]
+`
+	for _, tc := range []struct{ target, image string }{
+		{"ci", "registry:5000/barde/site-ci"},
+		{"dev", "registry:5000/barde/site-dev"},
+		{"production", "registry:5000/barde/site"},
+	} {
+		res, err := j.Run(ctx, j.step(t, "push-main", j.buildInputs(map[string]string{
+			"images":           tc.image,
+			"context":          "site",
+			"file":             "site/Dockerfile",
+			"target":           tc.target,
+			"platforms":        "linux/amd64",
+			"buildkitd-config": config,
+		})), nil)
+		logOnFailure(t, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ExitCode != 0 {
+			t.Fatalf("target %s: exit code %d", tc.target, res.ExitCode)
+		}
+		ref, err := name.ParseReference(tc.image + ":latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc, err := remote.Get(ref, j.remote(ctx)...)
+		if err != nil {
+			t.Fatalf("target %s: %v", tc.target, err)
+		}
+		if got := desc.Digest.String(); got != res.Outputs["digest"] {
+			t.Errorf("target %s: %s:latest is %s, the digest output %s", tc.target, tc.image, got, res.Outputs["digest"])
+		}
+	}
+	if left := leftovers(t); len(left) > 0 {
+		t.Errorf("left on the daemon: %q", left)
+	}
 }
