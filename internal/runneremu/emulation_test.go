@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -794,5 +795,38 @@ func TestExampleTargets(t *testing.T) {
 	}
 	if left := leftovers(t); len(left) > 0 {
 		t.Errorf("left on the daemon: %q", left)
+	}
+}
+
+// TestPushByDigest is one platform of a distributed build: the digest
+// file lands where a later actions/upload-artifact step reads it (the
+// workspace's digests/), owned by the runner's user.
+func TestPushByDigest(t *testing.T) {
+	needEmulation(t)
+	j := newJob(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := j.Run(ctx, j.step(t, "push-main", j.buildInputs(map[string]string{
+		"platforms":      "linux/amd64",
+		"push-by-digest": "true",
+	})), nil)
+	logOnFailure(t, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("exit code %d", res.ExitCode)
+	}
+	digest := strings.TrimPrefix(res.Outputs["digest"], "sha256:")
+	file := filepath.Join(j.Workspace, "digests", digest)
+	st, err := os.Stat(file)
+	if digest == "" || err != nil {
+		t.Fatalf("digest output %q, digest file: %v", res.Outputs["digest"], err)
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != runneremu.RunnerUID {
+		t.Errorf("the digest file belongs to uid %d, want the runner's %d", sys.Uid, runneremu.RunnerUID)
+	}
+	if left, err := runneremu.DeleteAsRunner(j.Workspace); err != nil || len(left) > 0 {
+		t.Errorf("the runner's user cannot delete %q (%v)", left, err)
 	}
 }
