@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,14 +66,49 @@ func run(t *testing.T, env map[string]string) (string, error) {
 	return log.String(), err
 }
 
+// names lists the files of dir that end in ext, without ext, sorted.
+func names(t *testing.T, dir, ext string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*"+ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		out = append(out, strings.TrimSuffix(filepath.Base(f), ext))
+	}
+	return out
+}
+
+// TestGoldenFilesMatchFixtures fails on an event fixture without both its
+// files or without a golden file, and on a golden file without a fixture.
+func TestGoldenFilesMatchFixtures(t *testing.T) {
+	fixtures := names(t, eventsDir, ".env")
+	if len(fixtures) == 0 {
+		t.Fatalf("no event fixtures in %s", eventsDir)
+	}
+	if diff := cmp.Diff(fixtures, names(t, eventsDir, ".json")); diff != "" {
+		t.Errorf("event fixtures without both NAME.env and NAME.json (-env +json):\n%s", diff)
+	}
+	goldens := names(t, filepath.Join("testdata", "golden"), ".golden")
+	if *update {
+		// TestGoldenEvents writes the missing ones; an orphan stays one.
+		goldens = slices.DeleteFunc(goldens, func(g string) bool { return slices.Contains(fixtures, g) })
+		goldens = append(goldens, fixtures...)
+		slices.Sort(goldens)
+	}
+	if diff := cmp.Diff(fixtures, goldens); diff != "" {
+		t.Errorf("event fixtures and golden files differ (-fixture +golden): delete a golden file whose fixture is gone, go test -update writes a missing one:\n%s", diff)
+	}
+}
+
 func TestGoldenEvents(t *testing.T) {
-	fixtures, err := filepath.Glob(filepath.Join(eventsDir, "*.env"))
-	if err != nil || len(fixtures) < 10 {
-		t.Fatalf("event fixtures: %v, %d found", err, len(fixtures))
+	fixtures := names(t, eventsDir, ".env")
+	if len(fixtures) == 0 {
+		t.Fatalf("no event fixtures in %s", eventsDir)
 	}
 	gh := testutil.NewGitHub(t)
-	for _, fx := range fixtures {
-		name := strings.TrimSuffix(filepath.Base(fx), ".env")
+	for _, name := range fixtures {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			env := runnerEnv(t, name, gh.URL, dir)

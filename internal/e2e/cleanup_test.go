@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -141,51 +142,74 @@ func register(t *testing.T, pk *testutil.Packages, pkg, repo string, start time.
 	return ids
 }
 
-// pullsCompletely fails the test unless every tag of repo pulls whole:
-// manifest, index children, configs and layers.
+// pullsCompletely fails the test unless repo has tags and every one of
+// them pulls whole: manifest, index children, configs and layers.
 func pullsCompletely(t *testing.T, repo string) {
 	t.Helper()
 	tags, err := remote.List(ref(t, repo+":x").Context())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(tags) == 0 {
+		t.Fatalf("%s has no tags", repo)
+	}
 	for _, tag := range tags {
-		desc, err := remote.Get(ref(t, repo+":"+tag))
-		if err != nil {
+		if err := pullTag(ref(t, repo+":"+tag)); err != nil {
 			t.Errorf("tag %s: %v", tag, err)
-			continue
-		}
-		var imgs []v1.Image
-		if desc.MediaType.IsIndex() {
-			idx, _ := desc.ImageIndex()
-			im, err := idx.IndexManifest()
-			if err != nil {
-				t.Errorf("tag %s: %v", tag, err)
-				continue
-			}
-			for _, c := range im.Manifests {
-				img, err := idx.Image(c.Digest)
-				if err == nil {
-					_, err = img.RawManifest()
-				}
-				if err != nil {
-					t.Errorf("tag %s: child %s does not pull: %v", tag, c.Digest, err)
-					continue
-				}
-				imgs = append(imgs, img)
-			}
-		} else if img, err := desc.Image(); err == nil {
-			imgs = append(imgs, img)
-		}
-		for _, img := range imgs {
-			if _, err := img.ConfigFile(); err != nil {
-				t.Errorf("tag %s: config: %v", tag, err)
-			}
-			if err := pullLayers(img); err != nil {
-				t.Errorf("tag %s: %v", tag, err)
-			}
 		}
 	}
+}
+
+// pullTag reads everything a pull of r reads: its manifest, for an index
+// each child manifest, and each image's config and layers (a cache
+// manifest's config is BuildKit's cache config, read as bytes).
+func pullTag(r name.Reference) error {
+	desc, err := remote.Get(r)
+	if err != nil {
+		return err
+	}
+	var imgs []v1.Image
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		if len(im.Manifests) == 0 {
+			return errors.New("an index without manifests")
+		}
+		for _, c := range im.Manifests {
+			img, err := idx.Image(c.Digest)
+			if err == nil {
+				_, err = img.RawManifest()
+			}
+			if err != nil {
+				return fmt.Errorf("child %s does not pull: %w", c.Digest, err)
+			}
+			imgs = append(imgs, img)
+		}
+	case desc.MediaType.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
+	default:
+		return fmt.Errorf("media type %q is neither an image nor an index", desc.MediaType)
+	}
+	for _, img := range imgs {
+		if _, err := img.RawConfigFile(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := pullLayers(img); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func deletedDigests(pk *testutil.Packages, pkg string, ids map[string]int64) []string {
