@@ -14,8 +14,8 @@
 # registry on 127.0.0.1. With --image the action's image is built from the
 # Dockerfile with `docker build` and started with the runner's `docker run`
 # (internal/runneremu) on a job network with a registry service over HTTPS.
-# SBOMs are written; the vulnerability scan is off, since Trivy's database
-# cannot be downloaded here (INPUT_SCAN=true with INPUT_TRIVY-CACHE-DIR=DIR
+# SBOMs are written; the cleanup is off (it needs GHCR's Packages API), and so
+# is the vulnerability scan, since Trivy's database cannot be downloaded here (INPUT_SCAN=true with INPUT_TRIVY-CACHE-DIR=DIR
 # scans against a database in DIR).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -159,6 +159,7 @@ func runBinary(ctx context.Context, envFile, work, event string, args []string) 
 		"INPUT_CACHE":             "registry",
 		"INPUT_SCAN":              "false",
 		"INPUT_UPLOAD-SARIF":      "false",
+		"INPUT_CLEANUP":           "false",
 		"PHIALO_SBOM_BIN":         filepath.Join(work, "phialo-sbom"),
 	} {
 		env[k] = v
@@ -287,6 +288,7 @@ func runImage(ctx context.Context, envFile, work, event string, args []string) e
 		"buildkitd-config": fmt.Sprintf("[registry.\"registry:5000\"]\n  ca = [%q]\n", filepath.Join(job.Workspace, "ca.pem")),
 		"scan":             "false",
 		"upload-sarif":     "false",
+		"cleanup":          "false",
 	}
 	more, err := extra(args)
 	if err != nil {
