@@ -557,14 +557,19 @@ func ServeUnix(ctx context.Context, path, addr string) error {
 					return
 				}
 				defer u.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-				<-done
+				Pipe(c, u)
 			}()
 		}
 	}()
 	return nil
+}
+
+// Pipe copies between a and b both ways until either side ends.
+func Pipe(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(a, b); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(b, a); done <- struct{}{} }()
+	<-done
 }
 
 // DeleteAsRunner deletes everything under each dir as the runner's user

@@ -9,9 +9,10 @@ package main
 
 import (
 	"flag"
-	"io"
 	"log"
 	"net"
+
+	"github.com/barde/phialo-image-action/internal/runneremu"
 )
 
 func main() {
@@ -39,8 +40,5 @@ func forward(c net.Conn, socket string) {
 		return
 	}
 	defer u.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	<-done
+	runneremu.Pipe(c, u)
 }
