@@ -196,20 +196,11 @@ func (j *Job) Close() error {
 	return errors.Join(errs...)
 }
 
-// Stage is the entry point a step runs: main, or post.
-type Stage int
-
-// The stages of a container action.
-const (
-	Main Stage = iota
-	Post
-)
-
 // Step is one use of the action in the job.
 type Step struct {
 	Image string
-	// Entrypoint overrides the image's (action.yml's entrypoint, or
-	// post-entrypoint for the post stage).
+	// Entrypoint overrides the image's (action.yml's entrypoint,
+	// pre-entrypoint or post-entrypoint).
 	Entrypoint string
 	// Inputs are the `with:` values, already merged with action.yml's
 	// defaults as the runner evaluates them.
@@ -221,8 +212,8 @@ type Step struct {
 	Env map[string]string
 	// Event is the event payload, written to _github_workflow/event.json.
 	Event []byte
-	// State is the state saved by the main stage, given to the post stage
-	// as STATE_<name>.
+	// State is the state a main step saved, given to its post step as
+	// STATE_<name>.
 	State map[string]string
 }
 
