@@ -160,10 +160,10 @@ func dockerCLI(dir string) (string, []string, error) {
 func cleanupImages() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if env.image != "" {
-		cmd := exec.CommandContext(ctx, env.runner.Docker, "rmi", "--force", env.image)
-		cmd.Env = env.runner.Env
-		_ = cmd.Run()
+	for _, image := range []string{env.image, env.gateway} {
+		if image != "" {
+			_ = env.runner.RemoveImage(ctx, image)
+		}
 	}
 }
 
