@@ -241,6 +241,7 @@ func runImage(ctx context.Context, envFile, work, event string, args []string) e
 	if err != nil {
 		return err
 	}
+	defer r.RemoveImage(context.WithoutCancel(ctx), gateway)
 	api, err := serveAPI(ctx, payload)
 	if err != nil {
 		return err
